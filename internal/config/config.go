@@ -1,0 +1,218 @@
+// Package config reads and validates Switchboard's YAML configuration file.
+//
+// The file is strict: an unknown key is an error that names it, and every
+// validation error names the key, the bad value and the rule it breaks. Keys
+// whose feature is not wired yet are still parsed and validated, so a config
+// written today keeps working as features land.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	SIP      SIP       `yaml:"sip"`
+	Media    Media     `yaml:"media"`
+	Web      Web       `yaml:"web"`
+	Control  Control   `yaml:"control"`
+	Storage  Storage   `yaml:"storage"`
+	Log      Log       `yaml:"log"`
+	Users    []User    `yaml:"users"`
+	Trunks   []Trunk   `yaml:"trunks"`
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// SIP configures signalling: transports, the registrar and call routing.
+type SIP struct {
+	// Listen is the address for both UDP and TCP. Default 127.0.0.1:5060.
+	Listen string `yaml:"listen"`
+	// Domain is our SIP domain and the digest realm. Default switchboard.local.
+	Domain string `yaml:"domain"`
+	// Aliases are other host names or addresses that mean Domain in a
+	// request URI (the listen address is always one).
+	Aliases []string `yaml:"aliases"`
+	// MinExpires is the shortest registration accepted (423 below it). Default 60s.
+	MinExpires Duration `yaml:"min_expires"`
+	// MaxExpires caps registrations: longer requests are granted this. Default 3600s.
+	MaxExpires Duration `yaml:"max_expires"`
+	// DefaultExpires applies when a REGISTER names no expiry. Default 3600s.
+	DefaultExpires Duration `yaml:"default_expires"`
+	// MaxContacts is the most bindings one user may hold. Default 10.
+	MaxContacts int `yaml:"max_contacts"`
+	// NonceLifetime is how long a digest nonce is accepted. Default 5m.
+	NonceLifetime Duration `yaml:"nonce_lifetime"`
+	// AuthAlgorithms are the digest algorithms offered, most preferred
+	// first. Default [SHA-256, MD5] (RFC 8760).
+	AuthAlgorithms []string `yaml:"auth_algorithms"`
+	// RingTimeout ends an unanswered call. Default 60s.
+	RingTimeout Duration `yaml:"ring_timeout"`
+	// UserAgent is the Server/User-Agent header value. Default "Switchboard".
+	UserAgent string `yaml:"user_agent"`
+}
+
+// Media configures the RTP relay.
+type Media struct {
+	// Address is where relay ports are bound. Default 127.0.0.1.
+	Address string `yaml:"address"`
+	// PublicAddress is advertised in SDP when behind NAT; empty means Address.
+	PublicAddress string `yaml:"public_address"`
+	// PortMin and PortMax bound the relay's UDP ports (inclusive). Default 20000-20999.
+	PortMin int `yaml:"port_min"`
+	PortMax int `yaml:"port_max"`
+	// Timeout ends a call whose media stopped both ways. Default 60s; 0 disables.
+	Timeout *Duration `yaml:"timeout"`
+}
+
+// Web configures the HTTP listener: page, API, SIP over WebSocket.
+type Web struct {
+	// Listen is the HTTP address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// APITokens are the bearer tokens accepted by the API.
+	APITokens []string `yaml:"api_tokens"`
+}
+
+// Control configures the local admin socket.
+type Control struct {
+	// Socket is the Unix socket path. Default ./data/switchboard.sock.
+	Socket string `yaml:"socket"`
+}
+
+// Storage configures the embedded database.
+type Storage struct {
+	// Path is the SQLite file. Default ./data/switchboard.db.
+	Path string `yaml:"path"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// User is a SIP account defined in the file.
+type User struct {
+	Name        string `yaml:"name"`
+	Password    string `yaml:"password"`
+	DisplayName string `yaml:"display_name"`
+}
+
+// Trunk is an external SIP provider.
+type Trunk struct {
+	Name      string `yaml:"name"`
+	Address   string `yaml:"address"`
+	Transport string `yaml:"transport"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+	// Register makes Switchboard register to the provider. Default true.
+	Register *bool `yaml:"register"`
+	// Inbound maps dialled numbers (DIDs) to users.
+	Inbound map[string]string `yaml:"inbound"`
+	// Outbound is a regular expression of numbers that leave through this trunk.
+	Outbound string `yaml:"outbound"`
+	// CallerID is the number presented on outbound calls.
+	CallerID string `yaml:"caller_id"`
+}
+
+// Webhook is an HTTP receiver of events.
+type Webhook struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"`
+	// Events limits delivery to these event types; empty means all.
+	Events []string `yaml:"events"`
+}
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes, defaults and validates a configuration document.
+func Parse(data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var cfg Config
+	if root.Kind != 0 {
+		if err := checkKeys(&root, "", &cfg); err != nil {
+			return nil, err
+		}
+		if err := root.Decode(&cfg); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	setStr(&c.SIP.Listen, "127.0.0.1:5060")
+	setStr(&c.SIP.Domain, "switchboard.local")
+	setDur(&c.SIP.MinExpires, 60*time.Second)
+	setDur(&c.SIP.MaxExpires, time.Hour)
+	setDur(&c.SIP.DefaultExpires, time.Hour)
+	setDur(&c.SIP.NonceLifetime, 5*time.Minute)
+	setDur(&c.SIP.RingTimeout, 60*time.Second)
+	if c.SIP.MaxContacts == 0 {
+		c.SIP.MaxContacts = 10
+	}
+	if len(c.SIP.AuthAlgorithms) == 0 {
+		c.SIP.AuthAlgorithms = []string{"SHA-256", "MD5"}
+	}
+	setStr(&c.SIP.UserAgent, "Switchboard")
+	setStr(&c.Media.Address, "127.0.0.1")
+	if c.Media.PortMin == 0 && c.Media.PortMax == 0 {
+		c.Media.PortMin, c.Media.PortMax = 20000, 20999
+	}
+	if c.Media.Timeout == nil {
+		d := Duration(60 * time.Second)
+		c.Media.Timeout = &d
+	}
+	setStr(&c.Web.Listen, "127.0.0.1:8080")
+	setStr(&c.Control.Socket, "./data/switchboard.sock")
+	setStr(&c.Storage.Path, "./data/switchboard.db")
+	setStr(&c.Log.Level, "info")
+	setStr(&c.Log.Format, "text")
+	for i := range c.Trunks {
+		t := &c.Trunks[i]
+		setStr(&t.Transport, "udp")
+		if t.Register == nil {
+			r := true
+			t.Register = &r
+		}
+	}
+}
+
+func setStr(p *string, def string) {
+	if *p == "" {
+		*p = def
+	}
+}
+
+func setDur(p *Duration, def time.Duration) {
+	if *p == 0 {
+		*p = Duration(def)
+	}
+}

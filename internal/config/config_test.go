@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShippedConfigLoads(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "configs", "switchboard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SIP.Listen != "127.0.0.1:5060" || cfg.SIP.Domain != "switchboard.local" {
+		t.Errorf("sip = %+v", cfg.SIP)
+	}
+	names := []string{}
+	for _, u := range cfg.Users {
+		names = append(names, u.Name+"="+u.DisplayName)
+	}
+	if got := strings.Join(names, ","); got != "1001=Alice,1002=Bob,1003=Carol" {
+		t.Errorf("users = %s", got)
+	}
+	if cfg.Media.Timeout.D() != time.Minute || cfg.SIP.MinExpires.D() != time.Minute {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestEmptyConfigGetsDefaultsButNeedsToken(t *testing.T) {
+	_, err := Parse(nil)
+	if err == nil || !strings.Contains(err.Error(), "web.api_tokens is empty") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg, err := Parse([]byte("web: {api_tokens: [abcdefgh]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Media.PortMin != 20000 || cfg.Media.PortMax != 20999 || cfg.Storage.Path != "./data/switchboard.db" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	if got := cfg.SIP.AuthAlgorithms; len(got) != 2 || got[0] != "SHA-256" {
+		t.Errorf("auth algorithms = %v", got)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	const ok = "web: {api_tokens: [abcdefgh]}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top key", ok + "sipp: {}\n", "unknown key sipp (line 2)"},
+		{"unknown nested key with hint", ok + "sip: {listn: x}\n", `unknown key sip.listn (line 2); did you mean "listen"?`},
+		{"unknown key in list item", ok + "users: [{name: a, password: abcd, pasword: x}]\n", "unknown key users[0].pasword"},
+		{"port order", ok + "media: {port_min: 30000, port_max: 20000}\n", "media.port_min 30000 must be below media.port_max 20000"},
+		{"port range", ok + "media: {port_min: 80, port_max: 20000}\n", "media.port_min 80 must be between 1024 and 65535"},
+		{"bad listen", ok + "sip: {listen: localhost}\n", `sip.listen "localhost" must be an IP address and port`},
+		{"bad media address", ok + "media: {address: nowhere}\n", `media.address "nowhere" must be an IP address`},
+		{"bad duration", ok + "sip: {ring_timeout: soon}\n", `"soon" is not a duration`},
+		{"expires order", ok + "sip: {min_expires: 600, max_expires: 60}\n", "sip.min_expires 10m0s must not be above sip.max_expires 1m0s"},
+		{"duplicate user", ok + "users: [{name: '1', password: abcd}, {name: '1', password: abcd}]\n", `users[1].name "1" is defined twice`},
+		{"bad user name", ok + "users: [{name: 'a b', password: abcd}]\n", `users[0].name "a b" must be`},
+		{"short password", ok + "users: [{name: a, password: x}]\n", "users[0].password must have at least 4 characters"},
+		{"example token exposed", "web: {listen: '0.0.0.0:8080', api_tokens: [change-me]}\n", `is the example token "change-me" while web.listen 0.0.0.0:8080 is reachable`},
+		{"trunk regex", ok + "trunks: [{name: p, address: 'a:5060', register: false, outbound: '('}]\n", "trunks[0].outbound \"(\" is not a valid regular expression"},
+		{"trunk needs credentials", ok + "trunks: [{name: p, address: 'a:5060'}]\n", "trunks[0].register is true: set trunks[0].username"},
+		{"trunk transport", ok + "trunks: [{name: p, address: 'a:5060', register: false, transport: sctp}]\n", `trunks[0].transport "sctp" must be udp, tcp or tls`},
+		{"webhook url", ok + "webhooks: [{url: 'ftp://x', secret: abcdefgh}]\n", `webhooks[0].url "ftp://x" must be an http:// or https:// URL`},
+		{"webhook event", ok + "webhooks: [{url: 'http://x', secret: abcdefgh, events: [call.exploded]}]\n", `webhooks[0].events[0] "call.exploded" is not an event type`},
+		{"algorithm", ok + "sip: {auth_algorithms: [SHA-512]}\n", `sip.auth_algorithms[0] "SHA-512" must be SHA-256 or MD5`},
+		{"media overlaps sip", ok + "sip: {listen: '127.0.0.1:20002'}\n", "must not include the sip.listen port 20002"},
+		{"yaml syntax", "sip: [\n", "config: yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("no error for %q", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "config: ") {
+				t.Fatalf("error %q does not start with config:", err)
+			}
+		})
+	}
+}
+
+func TestAllProblemsReported(t *testing.T) {
+	_, err := Parse([]byte("web: {api_tokens: [abcdefgh]}\nmedia: {port_min: 30000, port_max: 20000}\nlog: {level: loud}\n"))
+	if err == nil || !strings.Contains(err.Error(), "media.port_min") || !strings.Contains(err.Error(), "log.level") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(p, []byte("nope: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "unknown key nope") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("sip: {listen: '127.0.0.1:5060'}\nweb: {api_tokens: [abcdefgh]}\n"))
+	f.Add([]byte("users: [{name: a, password: b}]\n"))
+	f.Add([]byte("trunks: [{name: p, inbound: {'+1': a}}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = Parse(data)
+	})
+}

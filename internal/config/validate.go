@@ -1,0 +1,254 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ExampleToken is the API token of the shipped demo config. It is refused
+// when the web listener is reachable from other hosts.
+const ExampleToken = "change-me"
+
+// Validate checks every key and returns all problems found, each naming the
+// key, the bad value and the rule.
+func (c *Config) Validate() error {
+	v := &validator{}
+	v.hostPort("sip.listen", c.SIP.Listen)
+	if c.SIP.Domain == "" || strings.ContainsAny(c.SIP.Domain, " \t@:;") {
+		v.addf("sip.domain %q must be a host name such as switchboard.local", c.SIP.Domain)
+	}
+	for i, a := range c.SIP.Aliases {
+		if a == "" || strings.ContainsAny(a, " \t@;") {
+			v.addf("sip.aliases[%d] %q must be a host name or address", i, a)
+		}
+	}
+	v.positive("sip.min_expires", c.SIP.MinExpires)
+	v.positive("sip.max_expires", c.SIP.MaxExpires)
+	v.positive("sip.default_expires", c.SIP.DefaultExpires)
+	if c.SIP.MinExpires > c.SIP.MaxExpires {
+		v.addf("sip.min_expires %s must not be above sip.max_expires %s", c.SIP.MinExpires, c.SIP.MaxExpires)
+	}
+	if c.SIP.DefaultExpires < c.SIP.MinExpires || c.SIP.DefaultExpires > c.SIP.MaxExpires {
+		v.addf("sip.default_expires %s must lie between sip.min_expires %s and sip.max_expires %s", c.SIP.DefaultExpires, c.SIP.MinExpires, c.SIP.MaxExpires)
+	}
+	if c.SIP.MaxContacts < 1 || c.SIP.MaxContacts > 100 {
+		v.addf("sip.max_contacts %d must be between 1 and 100", c.SIP.MaxContacts)
+	}
+	v.positive("sip.nonce_lifetime", c.SIP.NonceLifetime)
+	v.positive("sip.ring_timeout", c.SIP.RingTimeout)
+	seenAlg := map[string]bool{}
+	for i, a := range c.SIP.AuthAlgorithms {
+		if a != "MD5" && a != "SHA-256" {
+			v.addf("sip.auth_algorithms[%d] %q must be SHA-256 or MD5", i, a)
+		}
+		if seenAlg[a] {
+			v.addf("sip.auth_algorithms[%d] %q is listed twice", i, a)
+		}
+		seenAlg[a] = true
+	}
+
+	v.ip("media.address", c.Media.Address)
+	if c.Media.PublicAddress != "" {
+		v.ip("media.public_address", c.Media.PublicAddress)
+	}
+	v.port("media.port_min", c.Media.PortMin)
+	v.port("media.port_max", c.Media.PortMax)
+	if c.Media.PortMin >= c.Media.PortMax {
+		v.addf("media.port_min %d must be below media.port_max %d", c.Media.PortMin, c.Media.PortMax)
+	} else if c.Media.PortMax-c.Media.PortMin+1 < 4 {
+		v.addf("media.port_min %d to media.port_max %d must hold at least 4 ports (two legs of one call)", c.Media.PortMin, c.Media.PortMax)
+	}
+	if c.Media.Timeout != nil && *c.Media.Timeout < 0 {
+		v.addf("media.timeout %s must not be negative (0 disables it)", *c.Media.Timeout)
+	}
+	if ap, err := netip.ParseAddrPort(c.SIP.Listen); err == nil {
+		if c.Media.PortMin <= int(ap.Port()) && int(ap.Port()) <= c.Media.PortMax {
+			v.addf("media.port_min %d to media.port_max %d must not include the sip.listen port %d", c.Media.PortMin, c.Media.PortMax, ap.Port())
+		}
+	}
+
+	v.hostPort("web.listen", c.Web.Listen)
+	if len(c.Web.APITokens) == 0 {
+		v.addf("web.api_tokens is empty: set at least one secret token (the API never runs without one)")
+	}
+	for i, t := range c.Web.APITokens {
+		switch {
+		case len(t) < 8:
+			v.addf("web.api_tokens[%d] is %d characters: use at least 8", i, len(t))
+		case t == ExampleToken && !loopback(c.Web.Listen):
+			v.addf("web.api_tokens[%d] is the example token %q while web.listen %s is reachable from other hosts: set a secret token", i, ExampleToken, c.Web.Listen)
+		}
+	}
+	if c.Control.Socket == "" {
+		v.addf("control.socket must be a file path")
+	}
+	if c.Storage.Path == "" {
+		v.addf("storage.path must be a file path")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.addf("log.level %q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.addf("log.format %q must be text or json", c.Log.Format)
+	}
+
+	users := map[string]bool{}
+	for i, u := range c.Users {
+		key := fmt.Sprintf("users[%d]", i)
+		if !validUser(u.Name) {
+			v.addf("%s.name %q must be 1-64 letters, digits or . _ - +", key, u.Name)
+		}
+		if users[u.Name] {
+			v.addf("%s.name %q is defined twice", key, u.Name)
+		}
+		users[u.Name] = true
+		if len(u.Password) < 4 {
+			v.addf("%s.password must have at least 4 characters", key)
+		}
+		if strings.ContainsAny(u.DisplayName, "\"\r\n") {
+			v.addf("%s.display_name %q must not contain quotes or line breaks", key, u.DisplayName)
+		}
+	}
+
+	trunks := map[string]bool{}
+	for i, t := range c.Trunks {
+		key := fmt.Sprintf("trunks[%d]", i)
+		if !validUser(t.Name) {
+			v.addf("%s.name %q must be 1-64 letters, digits or . _ - +", key, t.Name)
+		}
+		if trunks[t.Name] {
+			v.addf("%s.name %q is defined twice", key, t.Name)
+		}
+		trunks[t.Name] = true
+		if _, _, err := net.SplitHostPort(t.Address); err != nil || t.Address == "" {
+			v.addf("%s.address %q must be host:port, such as sip.example.net:5060", key, t.Address)
+		}
+		switch t.Transport {
+		case "udp", "tcp", "tls":
+		default:
+			v.addf("%s.transport %q must be udp, tcp or tls", key, t.Transport)
+		}
+		if *t.Register && (t.Username == "" || t.Password == "") {
+			v.addf("%s.register is true: set %s.username and %s.password, or register: false for an IP-authenticated trunk", key, key, key)
+		}
+		if t.Outbound != "" {
+			if _, err := regexp.Compile(t.Outbound); err != nil {
+				v.addf("%s.outbound %q is not a valid regular expression: %v", key, t.Outbound, err)
+			}
+		}
+		for did, user := range t.Inbound {
+			if did == "" || user == "" {
+				v.addf("%s.inbound %q: %q must map a number to a user", key, did, user)
+			}
+		}
+	}
+
+	for i, w := range c.Webhooks {
+		key := fmt.Sprintf("webhooks[%d]", i)
+		u, err := url.Parse(w.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.addf("%s.url %q must be an http:// or https:// URL", key, w.URL)
+		}
+		if len(w.Secret) < 8 {
+			v.addf("%s.secret must have at least 8 characters", key)
+		}
+		for j, e := range w.Events {
+			if !knownEvents[e] {
+				v.addf("%s.events[%d] %q is not an event type (%s)", key, j, e, eventList())
+			}
+		}
+	}
+	return v.err()
+}
+
+var knownEvents = map[string]bool{
+	"registration.created": true, "registration.expired": true, "registration.removed": true,
+	"call.started": true, "call.ringing": true, "call.answered": true, "call.ended": true,
+	"trunk.up": true, "trunk.down": true,
+}
+
+func eventList() string {
+	return "registration.created, registration.expired, registration.removed, call.started, call.ringing, call.answered, call.ended, trunk.up, trunk.down"
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) addf(format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("config: "+format, args...))
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
+
+func (v *validator) hostPort(key, s string) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		v.addf("%s %q must be an IP address and port, such as 127.0.0.1:5060", key, s)
+		return
+	}
+	if ap.Port() == 0 {
+		v.addf("%s %q must name a port between 1 and 65535", key, s)
+	}
+}
+
+func (v *validator) ip(key, s string) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		v.addf("%s %q must be an IP address, such as 127.0.0.1", key, s)
+	}
+}
+
+func (v *validator) port(key string, p int) {
+	if p < 1024 || p > 65535 {
+		v.addf("%s %d must be between 1024 and 65535", key, p)
+	}
+}
+
+func (v *validator) positive(key string, d Duration) {
+	if d <= 0 {
+		v.addf("%s %s must be above zero", key, d)
+	} else if d.D() < time.Second && !strings.HasSuffix(key, "timeout") {
+		v.addf("%s %s must be at least 1s", key, d)
+	}
+}
+
+func loopback(hostport string) bool {
+	ap, err := netip.ParseAddrPort(hostport)
+	return err == nil && ap.Addr().IsLoopback()
+}
+
+// validUser reports whether s is usable as a SIP user part and a name in the API.
+func validUser(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("._-+", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// MediaPorts is a helper for callers that need the port count.
+func (m Media) MediaPorts() int { return m.PortMax - m.PortMin + 1 }
+
+// ListenPort returns the port of sip.listen.
+func (s SIP) ListenPort() int {
+	_, p, _ := net.SplitHostPort(s.Listen)
+	n, _ := strconv.Atoi(p)
+	return n
+}
