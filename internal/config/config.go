@@ -52,6 +52,11 @@ type SIP struct {
 	// AuthAlgorithms are the digest algorithms offered, most preferred
 	// first. Default [SHA-256, MD5] (RFC 8760).
 	AuthAlgorithms []string `yaml:"auth_algorithms"`
+	// LegacyDigestAgents are User-Agent prefixes of clients that fail on a
+	// SHA-256 challenge; they, and clients that send no User-Agent, are
+	// offered MD5 alone. Default: SIPp, baresip v0.,
+	// baresip v1., sipsak.
+	LegacyDigestAgents []string `yaml:"legacy_digest_agents"`
 	// RingTimeout ends an unanswered call. Default 60s.
 	RingTimeout Duration `yaml:"ring_timeout"`
 	// UserAgent is the Server/User-Agent header value. Default "Switchboard".
@@ -180,6 +185,9 @@ func (c *Config) applyDefaults() {
 	}
 	if len(c.SIP.AuthAlgorithms) == 0 {
 		c.SIP.AuthAlgorithms = []string{"SHA-256", "MD5"}
+	}
+	if c.SIP.LegacyDigestAgents == nil {
+		c.SIP.LegacyDigestAgents = []string{"SIPp", "baresip v0.", "baresip v1.", "sipsak"}
 	}
 	setStr(&c.SIP.UserAgent, "Switchboard")
 	setStr(&c.Media.Address, "127.0.0.1")

@@ -1,0 +1,43 @@
+# Switchboard build. `make run` starts the server on configs/switchboard.yaml;
+# `make test` installs what the tests need and runs them.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN     := bin/switchboard
+CONFIG  ?= configs/switchboard.yaml
+
+.PHONY: all build run test test-short bench lint fuzz deps clean
+
+all: lint test build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/switchboard
+
+run: build
+	./$(BIN) serve --config $(CONFIG)
+
+# deps installs the real peers the tests drive (SIPp) when they are missing.
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# bench runs the Go microbenchmarks and the SIPp load, and writes figures to docs/.
+bench: deps build
+	@scripts/bench.sh
+
+# fuzz runs every fuzz target for FUZZTIME each (default 10s).
+FUZZTIME ?= 10s
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin

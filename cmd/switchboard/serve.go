@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/digest"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/sip"
+)
+
+const defaultConfig = "configs/switchboard.yaml"
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "switchboard serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("switchboard stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs every component until ctx ends or one of them fails.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	log.Info("switchboard starting", "version", version)
+	st, err := store.Open(ctx, cfg.Storage.Path, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SyncConfigUsers(ctx, configUsers(cfg)); err != nil {
+		return fmt.Errorf("sync users from config: %w", err)
+	}
+	sipSrv, err := sip.NewServer(ctx, sipConfig(cfg), sip.Deps{Users: st, Bindings: st, Log: log})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sipSrv.Run(gctx) })
+	err = g.Wait()
+	if err == nil || errors.Is(err, context.Canceled) {
+		log.Info("switchboard stopped")
+		return nil
+	}
+	return err
+}
+
+// configUsers turns the file's accounts into stored ones: only HA1 hashes
+// for the configured realm are kept, never the password.
+func configUsers(cfg *config.Config) []store.User {
+	out := make([]store.User, 0, len(cfg.Users))
+	for _, u := range cfg.Users {
+		out = append(out, store.User{
+			Name:        u.Name,
+			DisplayName: u.DisplayName,
+			Realm:       cfg.SIP.Domain,
+			HA1MD5:      digest.HA1(digest.MD5, u.Name, cfg.SIP.Domain, u.Password),
+			HA1SHA256:   digest.HA1(digest.SHA256, u.Name, cfg.SIP.Domain, u.Password),
+			FromConfig:  true,
+		})
+	}
+	return out
+}
+
+func sipConfig(cfg *config.Config) sip.Config {
+	c := cfg.SIP
+	return sip.Config{
+		Listen:             netip.MustParseAddrPort(c.Listen), // validated by config
+		Domain:             c.Domain,
+		Aliases:            c.Aliases,
+		MinExpires:         c.MinExpires.D(),
+		MaxExpires:         c.MaxExpires.D(),
+		DefaultExpires:     c.DefaultExpires.D(),
+		MaxContacts:        c.MaxContacts,
+		NonceLifetime:      c.NonceLifetime.D(),
+		AuthAlgorithms:     c.AuthAlgorithms,
+		LegacyDigestAgents: c.LegacyDigestAgents,
+		RingTimeout:        c.RingTimeout.D(),
+		UserAgent:          c.UserAgent,
+	}
+}

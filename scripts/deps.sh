@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the programs the tests and benchmarks drive, from Debian's
+# packages, when they are not on the machine yet.
+set -euo pipefail
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+		echo "missing ${need[*]}: install them (apt-get install ${need[*]}) or run as root" >&2
+		exit 1
+	fi
+fi
+echo "installing ${need[*]}"
+${SUDO:-} apt-get update -qq
+DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,128 @@
+package sip
+
+import (
+	"context"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/digest"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// dummyHA1 is verified against when the user does not exist, so that an
+// unknown user costs the same work and gets the same answer as a wrong
+// password (no user enumeration).
+var dummyHA1 = digest.HA1(digest.SHA256, "nobody", "nowhere", "nothing")
+
+// authenticate checks the digest credentials of req (RFC 3261 §22, RFC 8760).
+// Registrars challenge with 401/WWW-Authenticate; calls with
+// 407/Proxy-Authenticate (proxy=true). When the credentials are missing,
+// stale or wrong it answers the request itself and returns ok=false.
+func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, proxy bool) (store.User, bool) {
+	hdrName := "Authorization"
+	if proxy {
+		hdrName = "Proxy-Authorization"
+	}
+	var creds digest.Credentials
+	var found bool
+	for _, h := range req.GetHeaders(hdrName) {
+		c, err := digest.Parse(h.Value())
+		if err != nil {
+			continue
+		}
+		if c.Realm != s.cfg.Domain {
+			continue // credentials for another realm (RFC 3261 §22.3)
+		}
+		creds, found = c, true
+		break
+	}
+	if !found {
+		if len(req.GetHeaders(hdrName)) > 0 {
+			s.log.Debug("unusable credentials", "method", string(req.Method), "source", req.Source())
+		}
+		s.challenge(req, tx, proxy, false)
+		return store.User{}, false
+	}
+	if !s.offers(creds.Algorithm) {
+		s.challenge(req, tx, proxy, false)
+		return store.User{}, false
+	}
+	u, exists, err := s.users.get(ctx, creds.Username)
+	if err != nil {
+		s.respondErr(tx, req, err)
+		return store.User{}, false
+	}
+	ha1 := dummyHA1
+	if exists && u.Realm == s.cfg.Domain {
+		if creds.Algorithm == digest.SHA256 {
+			ha1 = u.HA1SHA256
+		} else {
+			ha1 = u.HA1MD5
+		}
+	}
+	if !creds.Verify(string(req.Method), ha1) || !exists {
+		s.log.Info("authentication failed", "method", string(req.Method), "user", creds.Username, "source", req.Source())
+		s.challenge(req, tx, proxy, false)
+		return store.User{}, false
+	}
+	if s.nonces.Check(creds.Nonce) != digest.NonceValid {
+		// The password was right but the nonce is old or from before a
+		// restart: the client may retry at once (RFC 7616 §3.3 stale).
+		s.challenge(req, tx, proxy, true)
+		return store.User{}, false
+	}
+	return u, true
+}
+
+func (s *Server) offers(alg string) bool {
+	for _, a := range s.cfg.AuthAlgorithms {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// challenge answers with one challenge per offered algorithm, the
+// preferred first, sharing one fresh nonce (RFC 8760 §2.4).
+func (s *Server) challenge(req *sip.Request, tx sip.ServerTransaction, proxy, stale bool) {
+	code, reason, name := 401, "Unauthorized", "WWW-Authenticate"
+	if proxy {
+		code, reason, name = 407, "Proxy Authentication Required", "Proxy-Authenticate"
+	}
+	nonce := s.nonces.Issue()
+	hdrs := make([]sip.Header, 0, len(s.cfg.AuthAlgorithms))
+	for _, alg := range s.algorithmsFor(req) {
+		hdrs = append(hdrs, sip.NewHeader(name, digest.Challenge(s.cfg.Domain, nonce, alg, stale)))
+	}
+	s.respond(tx, req, code, reason, hdrs...)
+}
+
+// algorithmsFor returns the challenges to offer req. RFC 8760 §2.4 has the
+// client answer the topmost challenge it supports, but some clients fail
+// when any challenge is not MD5 (baresip 1.x) or take only the first one
+// (SIPp). Those that announce no User-Agent or one of
+// Config.LegacyDigestAgents are offered MD5 alone; everyone else gets the
+// configured list.
+func (s *Server) algorithmsFor(req *sip.Request) []string {
+	algs := s.cfg.AuthAlgorithms
+	if len(algs) < 2 || !s.offers(digest.MD5) || !s.legacyAgent(req) {
+		return algs
+	}
+	return []string{digest.MD5}
+}
+
+func (s *Server) legacyAgent(req *sip.Request) bool {
+	h := req.GetHeader("User-Agent")
+	if h == nil || strings.TrimSpace(h.Value()) == "" {
+		return true
+	}
+	ua := strings.ToLower(h.Value())
+	for _, p := range s.cfg.LegacyDigestAgents {
+		if strings.HasPrefix(ua, strings.ToLower(p)) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,135 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// badRequestConn sits between the UDP socket and sipgo's transport. sipgo
+// drops a datagram it cannot parse without a word; this wrapper answers an
+// unparseable request that still names where to reply (Via, Call-ID, CSeq)
+// with 400 Bad Request (RFC 3261 §21.4.1), and drops anything else.
+type badRequestConn struct {
+	net.PacketConn
+	parser *sip.Parser
+	log    *slog.Logger
+}
+
+func newBadRequestConn(c net.PacketConn, log *slog.Logger) *badRequestConn {
+	return &badRequestConn{PacketConn: c, parser: sip.NewParser(), log: log}
+}
+
+func (c *badRequestConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil || n == 0 {
+			return n, addr, err
+		}
+		data := p[:n]
+		if len(bytes.TrimSpace(bytes.Trim(data, "\x00"))) == 0 {
+			continue // keep-alive
+		}
+		if _, perr := c.parser.ParseSIP(data); perr == nil {
+			return n, addr, nil
+		} else if res := badRequestResponse(data, perr); res != nil {
+			if c.log.Enabled(context.Background(), slog.LevelDebug) {
+				c.log.Debug("malformed request", "source", addr.String(), "error", perr)
+			}
+			_, _ = c.PacketConn.WriteTo(res, addr)
+		} else if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("dropped unparseable datagram", "source", addr.String(), "bytes", n)
+		}
+	}
+}
+
+// badRequestResponse builds a 400 for data when its first line is a request
+// line and it carries the headers a response must echo; otherwise nil.
+func badRequestResponse(data []byte, perr error) []byte {
+	head, _, _ := bytes.Cut(data, []byte("\r\n\r\n"))
+	lines := strings.Split(strings.ReplaceAll(string(head), "\r\n", "\n"), "\n")
+	if len(lines) < 2 {
+		return nil
+	}
+	parts := strings.Fields(lines[0])
+	if len(parts) != 3 || parts[2] != "SIP/2.0" || parts[0] == "ACK" || !isToken(parts[0]) {
+		return nil
+	}
+	var via, from, to, callID, cseq []string
+	for _, l := range lines[1:] {
+		name, _, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "v":
+			via = append(via, l)
+		case "from", "f":
+			from = append(from, l)
+		case "to", "t":
+			to = append(to, l)
+		case "call-id", "i":
+			callID = append(callID, l)
+		case "cseq":
+			cseq = append(cseq, l)
+		}
+	}
+	if len(via) == 0 || len(callID) != 1 || len(cseq) != 1 {
+		return nil
+	}
+	reason := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, perr.Error())
+	if len(reason) > 100 {
+		reason = reason[:100]
+	}
+	var b strings.Builder
+	b.WriteString("SIP/2.0 400 Bad Request\r\n")
+	for _, group := range [][]string{via, from, to, callID, cseq} {
+		for _, l := range group {
+			b.WriteString(l)
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("Warning: 399 switchboard \"")
+	b.WriteString(strings.ReplaceAll(reason, "\"", "'"))
+	b.WriteString("\"\r\nContent-Length: 0\r\n\r\n")
+	return []byte(b.String())
+}
+
+func isToken(s string) bool {
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-.!%*_+`'~", r)) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// quietHandler passes on only sipgo's warnings and errors, and not the parse
+// errors that badRequestConn already answers.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "parse") {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(a)}
+}
+
+func (h quietHandler) WithGroup(g string) slog.Handler { return quietHandler{h.Handler.WithGroup(g)} }

@@ -1,0 +1,300 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/digest"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Config is what the signalling plane needs from the configuration file.
+type Config struct {
+	Listen         netip.AddrPort
+	Domain         string
+	Aliases        []string
+	MinExpires     time.Duration
+	MaxExpires     time.Duration
+	DefaultExpires time.Duration
+	MaxContacts    int
+	NonceLifetime  time.Duration
+	AuthAlgorithms []string
+	// LegacyDigestAgents are User-Agent prefixes of clients that cannot
+	// cope with a SHA-256 challenge; they are offered MD5 alone.
+	LegacyDigestAgents []string
+	RingTimeout        time.Duration
+	UserAgent          string
+}
+
+// Users is how the signalling plane finds accounts.
+type Users interface {
+	User(ctx context.Context, name string) (store.User, error)
+}
+
+// BindingStore persists registrar bindings.
+type BindingStore interface {
+	ApplyBindings(ctx context.Context, put []store.Binding, del []string) error
+	Bindings(ctx context.Context) ([]store.Binding, error)
+}
+
+// Notifier receives registration and call events. Notify must not block.
+type Notifier interface {
+	Notify(eventType string, data any)
+}
+
+// Deps are the services the signalling plane uses.
+type Deps struct {
+	Users    Users
+	Bindings BindingStore
+	Events   Notifier // optional
+	Log      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the SIP signalling plane.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	users  *userCache
+	store  BindingStore
+	events Notifier
+	nonces *digest.Nonces
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	reg *registrar
+
+	readyMu sync.Mutex
+	ready   chan struct{}
+	addrs   map[string]string // network → bound address
+}
+
+// NewServer builds the signalling plane and loads stored bindings. It opens
+// no socket until Run.
+func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Events == nil {
+		deps.Events = nopNotifier{}
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    deps.Log.With("component", "sip"),
+		now:    deps.Now,
+		users:  newUserCache(deps.Users, deps.Now),
+		store:  deps.Bindings,
+		events: deps.Events,
+		nonces: digest.NewNonces(cfg.NonceLifetime, deps.Now),
+		ready:  make(chan struct{}),
+		addrs:  map[string]string{},
+	}
+	// sipgo's own logging is noisy at info and logs whole packets on parse
+	// errors; only its warnings and errors about our own operation pass.
+	libLog := slog.New(quietHandler{deps.Log.Handler()}).With("component", "sipgo")
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentHostname(cfg.Listen.Addr().String()),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(libLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(libLog)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	s.ua = ua
+	s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(libLog))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(libLog),
+		sipgo.WithClientHostname(cfg.Listen.Addr().String()), sipgo.WithClientPort(int(cfg.Listen.Port())))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	s.reg = newRegistrar(s)
+	if err := s.reg.load(ctx); err != nil {
+		ua.Close()
+		return nil, err
+	}
+	s.srv.OnRegister(s.handleRegister)
+	s.srv.OnOptions(s.handleOptions)
+	s.srv.OnNoRoute(s.handleNoRoute)
+	return s, nil
+}
+
+// Run serves UDP and TCP on the listen address until ctx ends, then closes
+// every socket and waits for its goroutines.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.ua.Close()
+	addr := s.cfg.Listen.String()
+	udp, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("sip: listen udp %s: %w", addr, err)
+	}
+	tcpAddr := addr
+	if s.cfg.Listen.Port() == 0 {
+		// Tests ask for any port: use the same number for TCP.
+		tcpAddr = udp.LocalAddr().String()
+	}
+	tcp, err := net.Listen("tcp", tcpAddr)
+	if err != nil {
+		udp.Close()
+		return fmt.Errorf("sip: listen tcp %s: %w", tcpAddr, err)
+	}
+	s.readyMu.Lock()
+	s.addrs["udp"] = udp.LocalAddr().String()
+	s.addrs["tcp"] = tcp.Addr().String()
+	close(s.ready)
+	s.readyMu.Unlock()
+	s.log.Info("sip listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "domain", s.cfg.Domain)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(newBadRequestConn(udp, s.log)) }()
+	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(tcp) }()
+	go func() { defer wg.Done(); errc <- s.reg.run(ctx) }()
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	udp.Close()
+	tcp.Close()
+	s.reg.stop()
+	s.srv.Close()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if first == nil {
+			first = err
+		}
+	}
+	if first != nil && (errors.Is(first, net.ErrClosed) || errors.Is(first, context.Canceled)) {
+		first = nil
+	}
+	return first
+}
+
+// Addr waits until Run has bound its sockets and returns the address of
+// network ("udp" or "tcp").
+func (s *Server) Addr(ctx context.Context, network string) (string, error) {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	return s.addrs[network], nil
+}
+
+// InvalidateUser drops a cached account after it changed.
+func (s *Server) InvalidateUser(name string) { s.users.invalidate(name) }
+
+// RemoveUserBindings drops every binding of a deleted user.
+func (s *Server) RemoveUserBindings(ctx context.Context, user string) error {
+	return s.reg.removeUser(ctx, user)
+}
+
+// Registrations returns a snapshot of every live binding.
+func (s *Server) Registrations() []store.Binding { return s.reg.snapshot("") }
+
+// UserBindings returns the live bindings of one user.
+func (s *Server) UserBindings(user string) []store.Binding { return s.reg.snapshot(user) }
+
+// isOurHost reports whether host names this server: the domain, an alias,
+// or the address we listen on.
+func (s *Server) isOurHost(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, s.cfg.Domain) {
+		return true
+	}
+	for _, a := range s.cfg.Aliases {
+		if strings.EqualFold(host, a) {
+			return true
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return strings.EqualFold(host, "localhost") && s.cfg.Listen.Addr().IsLoopback()
+	}
+	l := s.cfg.Listen.Addr()
+	return ip == l || l.IsUnspecified()
+}
+
+func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "call_id", callID(req), "code", code, "error", err)
+	}
+}
+
+func (s *Server) respondErr(tx sip.ServerTransaction, req *sip.Request, err error) {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		s.log.Error("request failed", "method", string(req.Method), "call_id", callID(req), "error", err)
+		s.respond(tx, req, 500, "Server Internal Error")
+		return
+	}
+	var hdrs []sip.Header
+	if se.Header[0] != "" {
+		hdrs = append(hdrs, sip.NewHeader(se.Header[0], se.Header[1]))
+	}
+	s.respond(tx, req, se.Code, se.Reason, hdrs...)
+}
+
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
+
+// handleOptions answers capability queries to the server (RFC 3261 §11).
+func (s *Server) handleOptions(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(tx, req, 200, "OK",
+		sip.NewHeader("Allow", allowMethods),
+		sip.NewHeader("Accept", "application/sdp"),
+		sip.NewHeader("Accept-Encoding", "identity"),
+		sip.NewHeader("Accept-Language", "en"),
+		sip.NewHeader("Supported", "path, outbound"),
+	)
+}
+
+func (s *Server) handleNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsAck() {
+		return
+	}
+	s.respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+}
+
+func callID(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(string, any) {}
