@@ -57,7 +57,11 @@ type Deps struct {
 	Users    Users
 	Bindings BindingStore
 	Events   Notifier // optional
-	Log      *slog.Logger
+	// Relay anchors call media; without one, calls get 503.
+	Relay Relay
+	// Records keeps call records; required with Relay.
+	Records CallRecords
+	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -75,8 +79,12 @@ type Server struct {
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
+	dua    *sipgo.DialogUA
 
-	reg *registrar
+	reg     *registrar
+	calls   *callTable
+	relay   Relay
+	records CallRecords
 
 	readyMu sync.Mutex
 	ready   chan struct{}
@@ -96,15 +104,18 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		deps.Events = nopNotifier{}
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    deps.Log.With("component", "sip"),
-		now:    deps.Now,
-		users:  newUserCache(deps.Users, deps.Now),
-		store:  deps.Bindings,
-		events: deps.Events,
-		nonces: digest.NewNonces(cfg.NonceLifetime, deps.Now),
-		ready:  make(chan struct{}),
-		addrs:  map[string]string{},
+		cfg:     cfg,
+		log:     deps.Log.With("component", "sip"),
+		now:     deps.Now,
+		users:   newUserCache(deps.Users, deps.Now),
+		store:   deps.Bindings,
+		events:  deps.Events,
+		nonces:  digest.NewNonces(cfg.NonceLifetime, deps.Now),
+		ready:   make(chan struct{}),
+		addrs:   map[string]string{},
+		calls:   newCallTable(),
+		relay:   deps.Relay,
+		records: deps.Records,
 	}
 	// sipgo's own logging is noisy at info and logs whole packets on parse
 	// errors; only its warnings and errors about our own operation pass.
@@ -130,6 +141,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ua.Close()
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
+	s.dua = &sipgo.DialogUA{Client: s.client, ContactHDR: *s.contactFor("udp"), RewriteContact: true}
 	s.reg = newRegistrar(s)
 	if err := s.reg.load(ctx); err != nil {
 		ua.Close()
@@ -138,6 +150,17 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s.srv.OnRegister(s.handleRegister)
 	s.srv.OnOptions(s.handleOptions)
 	s.srv.OnNoRoute(s.handleNoRoute)
+	if s.relay != nil {
+		s.srv.OnInvite(s.handleInvite)
+		s.srv.OnAck(s.handleInDialogOnly)
+		s.srv.OnBye(s.handleInDialogOnly)
+		s.srv.OnInfo(s.handleInDialogOnly)
+		s.srv.OnUpdate(s.handleInDialogOnly)
+	} else {
+		s.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			s.respond(tx, req, 503, "Calls Disabled")
+		})
+	}
 	return s, nil
 }
 
@@ -179,6 +202,8 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case first = <-errc:
 	}
+	// End calls while the sockets can still carry their BYEs.
+	s.calls.closeAndEnd("shutdown")
 	udp.Close()
 	tcp.Close()
 	s.reg.stop()
@@ -207,6 +232,18 @@ func (s *Server) Addr(ctx context.Context, network string) (string, error) {
 	s.readyMu.Lock()
 	defer s.readyMu.Unlock()
 	return s.addrs[network], nil
+}
+
+// boundAddr is the address Run bound for network, or "" before Run.
+func (s *Server) boundAddr(network string) string {
+	select {
+	case <-s.ready:
+	default:
+		return ""
+	}
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	return s.addrs[network]
 }
 
 // InvalidateUser drops a cached account after it changed.

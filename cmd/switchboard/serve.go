@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/digest"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/media"
 	"github.com/switchboard/switchboard/sip"
 )
 
@@ -64,7 +66,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := st.SyncConfigUsers(ctx, configUsers(cfg)); err != nil {
 		return fmt.Errorf("sync users from config: %w", err)
 	}
-	sipSrv, err := sip.NewServer(ctx, sipConfig(cfg), sip.Deps{Users: st, Bindings: st, Log: log})
+	if n, err := st.MarkOpenCallsCrashed(ctx, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("calls left open by an unexpected stop recorded as crashed", "calls", n)
+	}
+	relay, err := media.New(mediaConfig(cfg), log.With("component", "media"))
+	if err != nil {
+		return err
+	}
+	defer relay.Close()
+	sipSrv, err := sip.NewServer(ctx, sipConfig(cfg), sip.Deps{
+		Users: st, Bindings: st, Records: st, Relay: relayAdapter{relay}, Log: log,
+	})
 	if err != nil {
 		return err
 	}
@@ -93,6 +107,20 @@ func configUsers(cfg *config.Config) []store.User {
 		})
 	}
 	return out
+}
+
+func mediaConfig(cfg *config.Config) media.Config {
+	m := cfg.Media
+	c := media.Config{
+		Address: netip.MustParseAddr(m.Address), // validated by config
+		PortMin: m.PortMin,
+		PortMax: m.PortMax,
+		Timeout: m.Timeout.D(),
+	}
+	if m.PublicAddress != "" {
+		c.PublicAddress = netip.MustParseAddr(m.PublicAddress)
+	}
+	return c
 }
 
 func sipConfig(cfg *config.Config) sip.Config {

@@ -251,6 +251,7 @@ func (s *Store) runTogether(batch []*writeReq) error {
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		s.endFailedCommit()
 		return fmt.Errorf("commit: %w", err)
 	}
 	s.stats.commits.Add(1)
@@ -271,8 +272,16 @@ func (s *Store) runAlone(r *writeReq) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		s.endFailedCommit()
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	s.stats.commits.Add(1)
 	return nil
+}
+
+// endFailedCommit rolls back what a failed COMMIT may have left open: SQLite
+// keeps the transaction after some commit errors (SQLITE_BUSY), while
+// database/sql considers it finished, and the next BEGIN would fail.
+func (s *Store) endFailedCommit() {
+	_, _ = s.wdb.ExecContext(writerCtx, "ROLLBACK") // "no transaction is active" is fine
 }

@@ -1,0 +1,133 @@
+package media
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session is the media of one call: leg A faces the caller and leg B the
+// callee. Packets from A's peer go out to B's peer and the other way round.
+// It owns four sockets and one reader goroutine per socket, all stopped by
+// [Session.Close], by the media timeout or by [Relay.Close].
+type Session struct {
+	relay  *Relay
+	callID string
+	log    *slog.Logger
+	a, b   *Leg
+	start  time.Duration // relay clock
+
+	wg       sync.WaitGroup // socket readers
+	once     sync.Once
+	closeErr error
+	timedOut atomic.Bool
+	done     chan struct{}
+}
+
+// newSession wires two legs whose sockets are already bound and starts their
+// readers.
+func newSession(r *Relay, callID string, a, b *Leg) *Session {
+	s := &Session{
+		relay:  r,
+		callID: callID,
+		log:    r.log.With("call_id", callID),
+		a:      a,
+		b:      b,
+		start:  r.now(),
+		done:   make(chan struct{}),
+	}
+	a.sess, a.other, a.name, a.log = s, b, "a", s.log
+	b.sess, b.other, b.name, b.log = s, a, "b", s.log
+	return s
+}
+
+// run starts one reader per socket.
+func (s *Session) run() {
+	for _, l := range []*Leg{s.a, s.b} {
+		s.wg.Add(2)
+		go l.serve(l.rtpConn, (*Leg).handleRTP)
+		go l.serve(l.rtcpConn, (*Leg).handleRTCP)
+	}
+}
+
+// CallID returns the call ID the session was created with.
+func (s *Session) CallID() string { return s.callID }
+
+// A returns the leg facing the caller.
+func (s *Session) A() *Leg { return s.a }
+
+// B returns the leg facing the callee.
+func (s *Session) B() *Leg { return s.b }
+
+// Done returns a channel that is closed once the session is closed: by
+// [Session.Close], by [Relay.Close], or by itself after the media timeout
+// (see [Session.TimedOut]). When it is closed the session's ports are
+// already released.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// TimedOut reports whether the session closed itself because neither leg
+// received a packet for [Config.Timeout].
+func (s *Session) TimedOut() bool { return s.timedOut.Load() }
+
+// Close stops forwarding, closes the four sockets, waits for the session's
+// goroutines and releases its ports. It is idempotent and safe for
+// concurrent use; every call returns the first call's result.
+func (s *Session) Close() error {
+	return s.close(false, 0)
+}
+
+// lastActivity returns the relay clock time of the latest packet accepted on
+// either leg, or the session start.
+func (s *Session) lastActivity() time.Duration {
+	last := s.start
+	for _, l := range []*Leg{s.a, s.b} {
+		if t := time.Duration(l.lastPacket.Load()); t > last {
+			last = t
+		}
+	}
+	return last
+}
+
+// close tears the session down once. The first caller decides whether it
+// counts as a media timeout.
+func (s *Session) close(timeout bool, idle time.Duration) error {
+	s.once.Do(func() {
+		if timeout {
+			s.timedOut.Store(true)
+		}
+		s.relay.forget(s)
+		var errs []error
+		for _, c := range []*net.UDPConn{s.a.rtpConn, s.a.rtcpConn, s.b.rtpConn, s.b.rtcpConn} {
+			if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+		s.wg.Wait()
+		s.relay.ports.put(s.a.port)
+		s.relay.ports.put(s.b.port)
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = errors.Join(errors.New("media: close session"), err)
+		}
+		s.logClosed(timeout, idle)
+		close(s.done)
+	})
+	return s.closeErr
+}
+
+// logClosed logs the end of the session with a summary of both legs.
+func (s *Session) logClosed(timeout bool, idle time.Duration) {
+	a, b := s.a.Stats(), s.b.Stats()
+	attrs := []any{
+		"timed_out", timeout,
+		slog.Group("leg_a", "packets_in", a.PacketsIn, "packets_out", a.PacketsOut, "lost", a.Lost, "jitter_ms", a.Jitter, "dropped", a.Dropped),
+		slog.Group("leg_b", "packets_in", b.PacketsIn, "packets_out", b.PacketsOut, "lost", b.Lost, "jitter_ms", b.Jitter, "dropped", b.Dropped),
+	}
+	if timeout {
+		s.log.Info("media session timed out", append(attrs, "idle", idle)...)
+		return
+	}
+	s.log.Info("media session closed", attrs...)
+}
