@@ -84,6 +84,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Run(gctx) })
+	if cfg.Debug.Listen != "" {
+		g.Go(func() error { return serveDebug(gctx, cfg.Debug.Listen, log) })
+	}
 	err = g.Wait()
 	if err == nil || errors.Is(err, context.Canceled) {
 		log.Info("switchboard stopped")

@@ -25,6 +25,7 @@ type Config struct {
 	Control  Control   `yaml:"control"`
 	Storage  Storage   `yaml:"storage"`
 	Log      Log       `yaml:"log"`
+	Debug    Debug     `yaml:"debug"`
 	Users    []User    `yaml:"users"`
 	Trunks   []Trunk   `yaml:"trunks"`
 	Webhooks []Webhook `yaml:"webhooks"`
@@ -102,6 +103,13 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json. Default text.
 	Format string `yaml:"format"`
+}
+
+// Debug configures diagnostics.
+type Debug struct {
+	// Listen is an address for net/http/pprof (profiling); empty disables
+	// it. Keep it on loopback: profiles reveal memory contents.
+	Listen string `yaml:"listen"`
 }
 
 // User is a SIP account defined in the file.

@@ -92,6 +92,9 @@ func (c *Config) Validate() error {
 	if c.Storage.Path == "" {
 		v.addf("storage.path must be a file path")
 	}
+	if c.Debug.Listen != "" {
+		v.hostPort("debug.listen", c.Debug.Listen)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -36,7 +36,7 @@ func openTest(t testing.TB) *Store {
 	return s
 }
 
-// ms is a fixed instant with sub-millisecond digits, in a non-UTC zone, to
+// baseTime is a fixed instant with sub-millisecond digits, in a non-UTC zone, to
 // check that times are stored at millisecond precision in UTC.
 var baseTime = time.Date(2026, 3, 14, 15, 9, 26, 535_897_932, time.FixedZone("X", 5*3600))
 
