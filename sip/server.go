@@ -173,6 +173,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sip: listen udp %s: %w", addr, err)
 	}
+	// A burst of requests must not overflow the kernel's default receive
+	// buffer (about 200 KiB): every dropped datagram costs a retransmission
+	// 500 ms later. The kernel caps the size at net.core.rmem_max.
+	if uc, ok := udp.(*net.UDPConn); ok {
+		_ = uc.SetReadBuffer(sipSocketBuffer)
+		_ = uc.SetWriteBuffer(sipSocketBuffer)
+	}
 	tcpAddr := addr
 	if s.cfg.Listen.Port() == 0 {
 		// Tests ask for any port: use the same number for TCP.
@@ -304,6 +311,8 @@ func (s *Server) respondErr(tx sip.ServerTransaction, req *sip.Request, err erro
 	}
 	s.respond(tx, req, se.Code, se.Reason, hdrs...)
 }
+
+const sipSocketBuffer = 4 << 20
 
 const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
 
