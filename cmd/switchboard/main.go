@@ -1,6 +1,7 @@
 // Command switchboard is the Switchboard call server and its admin client.
 //
 //	switchboard serve [--config FILE]   run the server
+//	switchboard ctl COMMAND             control the running server
 //	switchboard version                 print the version
 package main
 
@@ -18,6 +19,8 @@ var version = "dev"
 
 const usage = `usage:
   switchboard serve [--config FILE]   run the server (default config: configs/switchboard.yaml)
+  switchboard ctl [--socket PATH] [--json] COMMAND
+                                      control the running server (switchboard ctl help)
   switchboard version                 print the version
 `
 
@@ -37,6 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serveCmd(ctx, args[1:], stderr)
+	case "ctl":
+		return ctlCmd(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "switchboard %s\n", version)
 		return 0

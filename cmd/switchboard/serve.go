@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/media"
 	"github.com/switchboard/switchboard/sip"
+	"github.com/switchboard/switchboard/web"
 )
 
 const defaultConfig = "configs/switchboard.yaml"
@@ -82,8 +83,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	app := newApp(sipSrv, st, cfg.SIP.Domain)
+	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, CallResults: app.results, Log: log})
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Run(gctx) })
+	g.Go(func() error { return webSrv.Run(gctx) })
+	g.Go(func() error { return webSrv.RunControl(gctx) })
+	g.Go(func() error { return readyWhenListening(gctx, sipSrv, webSrv) })
 	if cfg.Debug.Listen != "" {
 		g.Go(func() error { return serveDebug(gctx, cfg.Debug.Listen, log) })
 	}
