@@ -116,4 +116,22 @@ secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
 printf 'calls: offered=%s/s ok=%s failed=%s wall=%.1fs achieved=%.0f/s server_cpu_s=%s\n' \
 	"$CPS" "$ok" "$bad" "$secs" "$(awk -v a="$ok" -v b="$secs" 'BEGIN { print a / b }')" "$cpu" | tee "$out/calls.txt"
 
+echo "== relay capacity: rtpload sweep (docs/bench/relay-load.txt)"
+# rtpload runs the media relay in a child process and drives it with calls on
+# 127.0.0.1: two phones per call, 50 packets/s of 172-byte PCMU RTP each way.
+# Each run is bounded by its call count and RELAY_SECS (plus a 2 s warm-up).
+#   RELAY_CALLS  call counts to sweep (default 100,250,500,1000,2000)
+#   RELAY_SECS   measured seconds per run (default 10)
+RELAY_CALLS=${RELAY_CALLS:-100,250,500,1000,2000}
+RELAY_SECS=${RELAY_SECS:-10}
+CGO_ENABLED=0 go build -trimpath -o bin/rtpload ./cmd/rtpload
+udp_errors() { netstat -su 2>/dev/null | awk '/receive buffer errors/ { print $1 }'; }
+rcvbuf_before=$(udp_errors)
+{
+	printf '# rtpload sweep --calls %s --duration %ss, %s, %s CPUs, load average before: %s\n' \
+		"$RELAY_CALLS" "$RELAY_SECS" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	bin/rtpload sweep --calls "$RELAY_CALLS" --duration "${RELAY_SECS}s"
+	printf 'netstat -su receive buffer errors: before %s, after %s\n' "${rcvbuf_before:-?}" "$(udp_errors)"
+} | tee "$out/relay-load.txt"
+
 echo "== done: figures in $out/"

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -32,9 +31,19 @@ type call struct {
 	id    string
 	log   *slog.Logger
 	media MediaSession
+	// ctx ends with the call; requests passed between the legs use it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	a    *sipgo.DialogServerSession
+	aTx  sip.ServerTransaction // the caller's INVITE transaction
 	aKey string
+
+	// sending serialises the requests we pass into each leg's dialog.
+	// sipgo numbers an ACK after the dialog's latest request, so an INFO
+	// sent while a re-INVITE is pending would give the ACK the INFO's CSeq
+	// and leave the re-INVITE unacknowledged.
+	sending [2]sync.Mutex
 
 	// ended is closed when the call is over; end runs once.
 	ended   chan struct{}
@@ -44,9 +53,20 @@ type call struct {
 	b        *sipgo.DialogClientSession
 	bKey     string
 	answered bool
-	busy     bool   // an offer/answer exchange is in progress (glare → 491)
-	sdpVer   uint64 // our o= session version, increased per offer
-	rec      store.CallRecord
+	// over is set when end begins: from then on no device may be bridged.
+	over   bool
+	busy   bool   // an offer/answer exchange is in progress (glare → 491)
+	sdpVer uint64 // our o= session version, increased per offer
+	// acks hands the ACK for the 2xx to a passed re-INVITE to the
+	// goroutine that retransmits that 2xx.
+	acks map[ackKey]chan *sip.Request
+	rec  store.CallRecord
+}
+
+// ackKey names the re-INVITE an ACK is for: its leg and CSeq.
+type ackKey struct {
+	leg  Leg
+	cseq uint32
 }
 
 // callTable finds a call from any request inside one of its dialogs.
@@ -76,6 +96,9 @@ func requestDialogKey(req *sip.Request) string {
 	return dialogKey(req.CallID().Value(), tag)
 }
 
+// add registers a new call and counts its setup goroutine in wg, under
+// the lock so that closeAndEnd either refuses the call or waits for it. The
+// caller calls t.wg.Done when setup returns.
 func (t *callTable) add(c *call) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -84,13 +107,17 @@ func (t *callTable) add(c *call) bool {
 	}
 	t.byID[c.id] = c
 	t.byDialog[c.aKey] = dialogRef{c, LegA}
+	t.wg.Add(1)
 	return true
 }
 
+// setB routes the callee's dialog to c, unless c has already been removed.
 func (t *callTable) setB(c *call, key string) {
 	t.mu.Lock()
-	t.byDialog[key] = dialogRef{c, LegB}
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	if _, ok := t.byID[c.id]; ok {
+		t.byDialog[key] = dialogRef{c, LegB}
+	}
 }
 
 func (t *callTable) remove(c *call) {
@@ -125,18 +152,22 @@ func (t *callTable) all() []*call {
 	return out
 }
 
-// closeAndEnd refuses new calls and ends every call with BYE on both legs.
+// closeAndEnd refuses new calls and ends every call at once: BYE on both
+// legs of answered calls, a final response and CANCELs for ringing ones. It
+// returns when every call goroutine has.
 func (t *callTable) closeAndEnd(reason string) {
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range t.all() {
-		c.end(0, "system", reason)
+		wg.Go(func() { c.end(503, "system", reason) })
 	}
+	wg.Wait()
 	t.wg.Wait()
 }
 
-// Count returns the number of calls in progress.
+// ActiveCalls returns the number of calls in progress.
 func (s *Server) ActiveCalls() int {
 	s.calls.mu.Lock()
 	defer s.calls.mu.Unlock()
@@ -206,6 +237,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.rec.ID = c.id
 	c.log = s.log.With("call_id", c.id, "caller", u.Name, "callee", callee)
+
 	if len(bindings) == 0 {
 		c.log.Info("call failed: callee not registered")
 		s.recordImmediate(ctx, c, 480, "unavailable", "callee not registered")
@@ -214,10 +246,10 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	a, err := s.dua.ReadInvite(req, tx)
 	if err != nil {
-		s.respondErr(tx, req, err)
+		s.respond(tx, req, 400, "Bad Request")
 		return
 	}
-	c.a = a
+	c.a, c.aTx = a, tx
 	media, err := s.relay.Open(c.id)
 	if err != nil {
 		c.log.Warn("no relay ports", "error", err)
@@ -225,19 +257,22 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.media = media
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if !s.calls.add(c) {
+		c.cancel()
 		media.Close()
 		s.respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 		return
 	}
-	s.calls.wg.Add(1)
 	defer s.calls.wg.Done()
 	if err := s.records.StartCall(ctx, c.rec); err != nil {
 		c.log.Error("store call record", "error", err)
 	}
 	s.events.Notify("call.started", c.snapshot())
 	c.log.Info("call started", "devices", len(bindings), "codecs", strings.Join(offerInfo.Codecs, ","))
-	_ = a.Respond(100, "Trying", nil)
+	// Stops the caller's retransmissions at once; sipgo would send it only
+	// after 200 ms.
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 	media.SetRemote(LegA, offerInfo.RTP, offerInfo.RTCP)
 
 	fromName := req.From().DisplayName
@@ -247,7 +282,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.sdpVer = 1
 	offerB, err := rewriteSDP(offer, audio, media.Addr(), media.Port(LegB), c.sdpVer)
 	if err != nil {
-		c.end(488, "system", err.Error())
+		c.failSetup(488, "system", err.Error())
 		return
 	}
 	c.connect(bindings, offerB, fromName, target)
@@ -263,7 +298,11 @@ func (s *Server) recordImmediate(ctx context.Context, c *call, status int, resul
 	s.events.Notify("call.ended", c.rec)
 }
 
-// forkResult is how one device answered.
+// defaultRingTimeout applies when Config.RingTimeout is not set: without
+// it every call would fail at once.
+const defaultRingTimeout = 60 * time.Second
+
+// forkResult is how one device's INVITE ended: d is set when it answered.
 type forkResult struct {
 	d   *sipgo.DialogClientSession
 	err error
@@ -275,112 +314,170 @@ type forkResult struct {
 // call, its ACK; the call then lives on in its own goroutines.
 func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string, target store.User) {
 	s := c.s
-	ringCtx, stopRing := context.WithTimeout(context.Background(), s.cfg.RingTimeout)
-	defer stopRing()
-
-	type provisional struct {
-		res *sip.Response
+	ring := s.cfg.RingTimeout
+	if ring <= 0 {
+		ring = defaultRingTimeout
 	}
-	prov := make(chan provisional, 8*len(bindings))
-	results := make(chan forkResult, len(bindings))
+	ringCtx, stopRing := context.WithTimeout(context.Background(), ring)
+	defer stopRing()
+	// Cancelling forkCtx CANCELs every device still ringing. Closing
+	// setupDone tells the forks that nobody takes results any more: a
+	// device that answers after that is hung up by its own fork.
 	forkCtx, cancelForks := context.WithCancel(context.Background())
-	defer cancelForks()
-	var won atomic.Bool
+	setupDone := make(chan struct{})
+	stopForks := sync.OnceFunc(func() {
+		cancelForks()
+		close(setupDone)
+	})
+	defer stopForks()
+	prov := make(chan *sip.Response, 8*len(bindings))
+	results := make(chan forkResult) // unbuffered: a result is taken, or its fork cleans up
 
 	fromTag := sip.GenerateTagN(16)
+	pending := 0
+	var codes []int
 	for _, b := range bindings {
 		req, err := c.forkRequest(b, offerB, fromName, fromTag, target)
 		if err != nil {
 			c.log.Warn("bad binding", "contact", b.Contact, "error", err)
-			results <- forkResult{err: err}
+			codes = append(codes, 480)
 			continue
 		}
+		pending++
 		s.calls.wg.Add(1)
-		go func() {
-			defer s.calls.wg.Done()
-			d, err := s.dua.WriteInvite(forkCtx, req)
-			if err != nil {
-				results <- forkResult{err: err}
-				return
-			}
-			err = d.WaitAnswer(forkCtx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
-				if res.StatusCode == 180 || res.StatusCode == 183 {
-					select {
-					case prov <- provisional{res}:
-					default:
-					}
-				}
-				return nil
-			}})
-			if err == nil && forkCtx.Err() != nil && !won.CompareAndSwap(false, false) {
-				// Answered after another device won: hang it up.
-				c.dropLoser(d)
-				return
-			}
-			if err != nil && d.InviteResponse != nil && d.InviteResponse.IsSuccess() {
-				c.dropLoser(d)
-				err = errors.New("answered while being cancelled")
-			}
-			results <- forkResult{d: d, err: err}
-		}()
+		go c.fork(forkCtx, req, prov, results, setupDone)
 	}
 
-	pending := len(bindings)
-	var codes []int
-	ringing, early := false, false
+	var rs ringState
 	var winner *sipgo.DialogClientSession
 	var failStatus int
-	var failReason string
-wait:
-	for pending > 0 {
+	failBy, failReason := "system", ""
+	for pending > 0 && winner == nil && failStatus == 0 {
 		select {
-		case p := <-prov:
-			if p.res.StatusCode == 183 && len(p.res.Body()) > 0 && !early {
-				if body, ok := c.answerForA(p.res.Body()); ok {
-					early = true
-					_ = c.a.WriteResponse(c.withServer(sip.NewSDPResponseFromRequest(c.a.InviteRequest, body), 183, "Session Progress"))
-				}
-			}
-			if !ringing && !early {
-				ringing = true
-				_ = c.a.WriteResponse(c.withServer(sip.NewResponseFromRequest(c.a.InviteRequest, 180, "Ringing", nil), 0, ""))
-			}
-			if !c.rec.AnsweredAt.IsZero() || ringing || early {
-				s.events.Notify("call.ringing", c.snapshot())
-			}
+		case res := <-prov:
+			c.provisional(res, &rs)
 		case r := <-results:
 			pending--
-			if r.err == nil && r.d != nil {
-				if won.CompareAndSwap(false, true) {
-					winner = r.d
-					break wait
-				}
-				c.dropLoser(r.d)
-				continue
+			if r.d != nil {
+				winner = r.d
+				break
 			}
 			var de *sipgo.ErrDialogResponse
 			if errors.As(r.err, &de) {
 				codes = append(codes, de.Res.StatusCode)
 			} else {
+				c.log.Debug("device unreachable", "error", r.err)
 				codes = append(codes, 408)
 			}
 		case <-c.a.Context().Done():
-			failStatus, failReason = 487, "cancelled by caller"
-			break wait
+			// CANCEL: sipgo has already answered it, and the INVITE with 487.
+			failStatus, failBy, failReason = 487, "caller", "cancelled by caller"
 		case <-ringCtx.Done():
 			failStatus, failReason = 480, "no answer"
-			break wait
+		case <-c.ended:
+			// Ended from outside (shutdown): tell the caller.
+			failStatus = c.snapshot().Status
+			if failStatus < 400 {
+				failStatus = 487
+			}
+		case <-c.media.Done():
+			select {
+			case <-c.ended: // closed by end: handled above next time round
+				continue
+			default:
+			}
+			// The relay let the ports go (media timeout while ringing):
+			// bridging now would make a call without audio.
+			failStatus, failReason = 503, "media timeout"
 		}
 	}
-	cancelForks()
+	// The other devices stop ringing now, not once the caller has ACKed.
+	stopForks()
 	if winner == nil {
 		if failStatus == 0 {
 			failStatus, failReason = pickFailure(codes)
 		}
-		c.failSetup(failStatus, failReason)
+		c.failSetup(failStatus, failBy, failReason)
 		return
 	}
+	// The winner's 180/183 came before its 200: relay them first.
+	for drained := false; !drained; {
+		select {
+		case res := <-prov:
+			c.provisional(res, &rs)
+		default:
+			drained = true
+		}
+	}
 	c.bridge(winner)
+}
+
+// fork rings one device and reports how that ended on results, unless the
+// call setup is over (setupDone). A device that answers then, or as it is
+// being cancelled, is hung up here: ACK, then BYE.
+func (c *call) fork(ctx context.Context, req *sip.Request, prov chan<- *sip.Response, results chan<- forkResult, setupDone <-chan struct{}) {
+	defer c.s.calls.wg.Done()
+	d, err := c.s.dua.WriteInvite(ctx, req)
+	if err == nil {
+		err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+			if res.StatusCode > 100 && res.StatusCode < 200 {
+				select {
+				case prov <- res:
+				default: // more provisionals than anyone cares about
+				}
+			}
+			return nil
+		}})
+	}
+	r := forkResult{err: err}
+	if err == nil {
+		r.d = d
+	} else if d != nil && d.InviteResponse != nil && d.InviteResponse.IsSuccess() {
+		// The device's 200 crossed our CANCEL.
+		c.dropLoser(d)
+	}
+	select {
+	case results <- r:
+	case <-setupDone:
+		if r.d != nil {
+			c.dropLoser(r.d)
+		}
+	}
+}
+
+// ringState is what the caller has been told while the devices ring.
+type ringState struct {
+	ringing, early, notified bool
+}
+
+// provisional relays a device's 18x to the caller: the first 183 with SDP
+// as early media (its SDP pointed at the relay), otherwise one 180. The
+// call.ringing event goes out once, with the first relayed response.
+func (c *call) provisional(res *sip.Response, rs *ringState) {
+	relayed := false
+	if res.StatusCode == 183 && len(res.Body()) > 0 && !rs.early {
+		if body, ok := c.answerForA(res.Body()); ok {
+			rs.early, relayed = true, true
+			c.respondA(c.withServer(sip.NewSDPResponseFromRequest(c.a.InviteRequest, body), 183, "Session Progress"))
+		}
+	}
+	if !relayed && !rs.ringing && !rs.early {
+		rs.ringing, relayed = true, true
+		c.respondA(c.withServer(sip.NewResponseFromRequest(c.a.InviteRequest, 180, "Ringing", nil), 0, ""))
+	}
+	if relayed && !rs.notified {
+		rs.notified = true
+		c.s.events.Notify("call.ringing", c.snapshot())
+	}
+}
+
+// respondA sends a provisional or failure response to the caller. A
+// failure goes through the transaction, which retransmits it and absorbs
+// the ACK, so nothing waits for a caller that has gone away.
+func (c *call) respondA(res *sip.Response) {
+	if err := c.aTx.Respond(res); err != nil {
+		c.log.Debug("response to caller failed", "code", res.StatusCode, "error", err)
+	}
 }
 
 // forkRequest builds the INVITE to one device, sent to where its REGISTER
@@ -482,13 +579,14 @@ func resultFor(status int) string {
 	return "failed"
 }
 
-// failSetup answers leg A with a failure and records the call.
-func (c *call) failSetup(status int, reason string) {
-	if status != 487 { // sipgo already answered a CANCELled INVITE with 487
-		_ = c.a.WriteResponse(c.withServer(sip.NewResponseFromRequest(c.a.InviteRequest, status, reasonPhrase(status), nil), 0, ""))
+// failSetup answers leg A with a failure and records the call (unless it
+// was already ended from outside).
+func (c *call) failSetup(status int, by, reason string) {
+	if by != "caller" { // sipgo already answered a CANCELled INVITE with 487
+		c.respondA(c.withServer(sip.NewResponseFromRequest(c.a.InviteRequest, status, reasonPhrase(status), nil), 0, ""))
 	}
 	c.log.Info("call not connected", "status", status, "reason", reason)
-	c.finish(status, resultFor(status), "system", reason)
+	c.finish(status, resultFor(status), by, reason)
 }
 
 // answerForA rewrites a callee's SDP answer for the caller, and points the
@@ -535,27 +633,45 @@ func (c *call) bridge(b *sipgo.DialogClientSession) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// ACK first: until then the dialog cannot carry a BYE.
 	if err := b.Ack(ctx); err != nil {
 		c.log.Warn("ACK to callee failed", "error", err)
 	}
 	toTag, _ := b.InviteResponse.To().Params.Get("tag")
 	key := dialogKey(b.InviteRequest.CallID().Value(), toTag)
 	c.mu.Lock()
-	c.b, c.bKey = b, key
+	over := c.over
+	if !over {
+		c.b, c.bKey = b, key
+	}
 	c.mu.Unlock()
+	if over {
+		// Ended (shutdown) just as the device answered.
+		_ = b.Bye(ctx)
+		c.rejectEnded()
+		return
+	}
 	s.calls.setB(c, key)
 	answer, ok := c.answerForA(b.InviteResponse.Body())
 	if !ok {
 		c.log.Warn("callee answered without usable SDP")
-		_ = b.Bye(ctx)
-		c.failSetup(488, "callee SDP unusable")
+		c.end(488, "system", "callee SDP unusable")
+		c.rejectEnded()
 		return
 	}
 	c.mu.Lock()
-	c.answered = true
-	c.rec.AnsweredAt = s.now()
-	c.rec.Status = 200
+	over = c.over
+	if !over {
+		c.answered = true
+		c.rec.AnsweredAt = s.now()
+		c.rec.Status = 200
+	}
 	c.mu.Unlock()
+	if over {
+		// The callee hung up at once, or shutdown.
+		c.rejectEnded()
+		return
+	}
 	// WriteResponse retransmits the 2xx until the caller ACKs it
 	// (RFC 3261 §13.3.1.4) and fails when it never does.
 	res := c.withServer(sip.NewSDPResponseFromRequest(c.a.InviteRequest, answer), 0, "")
@@ -568,6 +684,16 @@ func (c *call) bridge(b *sipgo.DialogClientSession) {
 	s.events.Notify("call.answered", c.snapshot())
 	s.calls.wg.Add(1)
 	go c.watchMedia()
+}
+
+// rejectEnded gives the caller a final failure for a call that ended
+// before it was answered, with the status its record got.
+func (c *call) rejectEnded() {
+	status := c.snapshot().Status
+	if status < 400 {
+		status = 480
+	}
+	c.respondA(c.withServer(sip.NewResponseFromRequest(c.a.InviteRequest, status, reasonPhrase(status), nil), 0, ""))
 }
 
 // watchMedia ends the call when its media stops both ways for the timeout.
@@ -583,25 +709,36 @@ func (c *call) watchMedia() {
 	}
 }
 
-// end hangs up: BYE to every leg but the one that hung up (by), release the
-// media, and store the record. It runs once; later calls do nothing.
+// end hangs up: BYE to every answered leg but the one that hung up (by),
+// both at once, then releases the media and stores the record. status is
+// the setup status to record when the call was not answered (0 means 487).
+// It runs once; later calls do nothing. A call still ringing is finished by
+// its setup goroutine, which sees ended, answers the caller and CANCELs the
+// devices.
 func (c *call) end(status int, by, reason string) {
 	c.endOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		c.mu.Lock()
+		c.over = true
 		b, answered := c.b, c.answered
 		c.mu.Unlock()
-		if by != "caller" && c.a != nil && answered {
-			if err := c.a.Bye(ctx); err != nil {
-				c.log.Debug("BYE to caller failed", "error", err)
-			}
+		var wg sync.WaitGroup
+		if by != "caller" && answered {
+			wg.Go(func() {
+				if err := c.a.Bye(ctx); err != nil {
+					c.log.Debug("BYE to caller failed", "error", err)
+				}
+			})
 		}
 		if by != "callee" && b != nil {
-			if err := b.Bye(ctx); err != nil {
-				c.log.Debug("BYE to callee failed", "error", err)
-			}
+			wg.Go(func() {
+				if err := b.Bye(ctx); err != nil {
+					c.log.Debug("BYE to callee failed", "error", err)
+				}
+			})
 		}
+		wg.Wait()
 		result := "answered"
 		if !answered {
 			if status == 0 {
@@ -643,6 +780,7 @@ func (c *call) finishLocked(status int, result, by, reason string) {
 		c.media.Close()
 	}
 	s.calls.remove(c)
+	c.cancel()
 	close(c.ended)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -671,17 +809,28 @@ func (s *Server) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c := ref.c
 	switch req.Method {
 	case sip.ACK:
+		if c.takeAck(ref.leg, req) {
+			return
+		}
 		if ref.leg == LegA {
+			// The ACK for the 200 that answered the call; an ACK
+			// whose CSeq does not match is a retransmission.
 			_ = c.a.ReadAck(req, tx)
 		}
 	case sip.BYE:
+		var err error
 		if ref.leg == LegA {
-			_ = c.a.ReadBye(req, tx)
+			err = c.a.ReadBye(req, tx)
 		} else {
 			c.mu.Lock()
 			b := c.b
 			c.mu.Unlock()
-			_ = b.ReadBye(req, tx)
+			err = b.ReadBye(req, tx)
+		}
+		if errors.Is(err, sipgo.ErrDialogInvalidCseq) {
+			// RFC 3261 §12.2.2: a CSeq lower than the last one.
+			s.respond(tx, req, 500, "Server Internal Error")
+			return
 		}
 		c.log.Info("hangup", "by", ref.leg.String())
 		c.end(0, ref.leg.String(), "BYE")
@@ -692,11 +841,16 @@ func (s *Server) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// dialogOf returns the dialog of leg as a request sender.
-func (c *call) sender(leg Leg) interface {
+// dialogSender is a dialog of either side as a sender of in-dialog
+// requests: sipgo fills in From, To, Call-ID, the next CSeq (the same one
+// for an ACK) and sends to where the far side really is (RewriteContact).
+type dialogSender interface {
 	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 	WriteRequest(req *sip.Request) error
-} {
+}
+
+// sender returns the dialog of leg, nil while leg B is not bridged.
+func (c *call) sender(leg Leg) dialogSender {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if leg == LegA {
@@ -721,11 +875,32 @@ func (c *call) target(leg Leg) sip.Uri {
 	return c.b.InviteRequest.Recipient
 }
 
+// contact is our Contact for the dialog of leg, on that leg's transport.
+// (sipgo's default Contact is UDP, and has no port before Run binds.)
+func (c *call) contact(leg Leg) *sip.ContactHeader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if leg == LegA {
+		return c.s.contactFor(c.a.InviteRequest.Transport())
+	}
+	return c.s.contactFor(c.b.InviteRequest.Transport())
+}
+
+// inDialogCtx bounds a request passed to the other leg by the transaction
+// timeout and by the end of the call.
+func (c *call) inDialogCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, 64*sip.T1)
+}
+
 // passOffer carries a re-INVITE or UPDATE (hold, resume, codec change)
 // from one leg to the other, rewriting both SDPs so media stays anchored.
+// We are a UA on each leg: the far leg's 2xx is ACKed by us, and the 2xx we
+// send back is retransmitted until its ACK arrives (RFC 3261 §13.3.1.4). A
+// re-INVITE without an offer gets the offer in the 2xx and the answer in
+// the ACK, which is then carried over too (RFC 3261 §14.1).
 func (c *call) passOffer(from Leg, req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
-	if c.busy || !c.answered {
+	if c.busy || !c.answered || c.over {
 		c.mu.Unlock()
 		// RFC 3261 §14.2 glare: an offer is already in flight.
 		c.s.respond(tx, req, 491, "Request Pending")
@@ -735,56 +910,163 @@ func (c *call) passOffer(from Leg, req *sip.Request, tx sip.ServerTransaction) {
 	c.sdpVer++
 	ver := c.sdpVer
 	c.mu.Unlock()
-	defer func() {
+	done := sync.OnceFunc(func() {
 		c.mu.Lock()
 		c.busy = false
 		c.mu.Unlock()
-	}()
+	})
+	defer done()
 	to := from.other()
 	out := sip.NewRequest(req.Method, c.target(to))
-	if len(req.Body()) > 0 {
-		sd, audio, info, err := parseSDP(req.Body())
-		if err != nil {
-			c.s.respond(tx, req, 488, "Not Acceptable Here")
-			return
-		}
-		c.media.SetRemote(from, info.RTP, info.RTCP)
-		body, err := rewriteSDP(sd, audio, c.media.Addr(), c.media.Port(to), ver)
-		if err != nil {
+	out.AppendHeader(c.contact(to))
+	offerless := len(req.Body()) == 0
+	if !offerless {
+		body, ok := c.rewriteFor(from, to, req.Body(), ver)
+		if !ok {
 			c.s.respond(tx, req, 488, "Not Acceptable Here")
 			return
 		}
 		out.SetBody(body)
 		out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	ctx, cancel := c.inDialogCtx()
 	defer cancel()
 	snd := c.sender(to)
+	c.sending[to].Lock()
+	sendDone := sync.OnceFunc(c.sending[to].Unlock) // once the ACK has gone
+	defer sendDone()
 	res, err := snd.Do(ctx, out)
 	if err != nil {
+		c.log.Info("offer not answered", "method", string(req.Method), "to", to.String(), "error", err)
 		c.s.respond(tx, req, 408, "Request Timeout")
 		return
 	}
-	if req.Method == sip.INVITE && res.IsSuccess() {
-		ack := sip.NewRequest(sip.ACK, c.target(to))
-		_ = snd.WriteRequest(ack)
-	}
 	fwd := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
-	fwd.AppendHeader(c.s.contactFor(req.Transport()))
+	fwd.AppendHeader(c.contact(from))
 	if res.IsSuccess() && len(res.Body()) > 0 {
-		sd, audio, info, err := parseSDP(res.Body())
-		if err == nil {
-			c.media.SetRemote(to, info.RTP, info.RTCP)
-			if body, err := rewriteSDP(sd, audio, c.media.Addr(), c.media.Port(from), ver); err == nil {
-				fwd.SetBody(body)
-				fwd.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-			}
+		if body, ok := c.rewriteFor(to, from, res.Body(), ver); ok {
+			fwd.SetBody(body)
+			fwd.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		}
 	}
-	if err := tx.Respond(fwd); err != nil {
-		c.log.Debug("respond to offer failed", "error", err)
+	if req.Method != sip.INVITE || !res.IsSuccess() {
+		if err := tx.Respond(fwd); err != nil {
+			c.log.Debug("respond to offer failed", "error", err)
+		}
+		c.log.Info("session modified", "method", string(req.Method), "from", from.String(), "status", res.StatusCode)
+		return
+	}
+	ack := sip.NewRequest(sip.ACK, c.target(to))
+	ack.AppendHeader(c.contact(to))
+	if !offerless {
+		// The answer is complete: release the far side at once.
+		if err := snd.WriteRequest(ack); err != nil {
+			c.log.Debug("ACK failed", "to", to.String(), "error", err)
+		}
+		sendDone()
+	}
+	// With the answer in the 2xx the exchange is over once it is sent, even
+	// if the ACK is overtaken by the next offer. Otherwise the answer
+	// comes in the ACK.
+	sent := done
+	if offerless {
+		sent = func() {}
+	}
+	theirAck := c.respond2xx(from, req, tx, fwd, sent)
+	if offerless {
+		if theirAck != nil && len(theirAck.Body()) > 0 {
+			if body, ok := c.rewriteFor(from, to, theirAck.Body(), ver); ok {
+				ack.SetBody(body)
+				ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			}
+		}
+		if err := snd.WriteRequest(ack); err != nil {
+			c.log.Debug("ACK failed", "to", to.String(), "error", err)
+		}
 	}
 	c.log.Info("session modified", "method", string(req.Method), "from", from.String(), "status", res.StatusCode)
+}
+
+// rewriteFor takes an SDP that the peer of leg from sent, points the relay
+// at it, and rewrites it for the peer of leg to.
+func (c *call) rewriteFor(from, to Leg, body []byte, ver uint64) ([]byte, bool) {
+	sd, audio, info, err := parseSDP(body)
+	if err != nil {
+		c.log.Info("unusable SDP", "from", from.String(), "error", err)
+		return nil, false
+	}
+	c.media.SetRemote(from, info.RTP, info.RTCP)
+	out, err := rewriteSDP(sd, audio, c.media.Addr(), c.media.Port(to), ver)
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// respond2xx calls sent, sends the 2xx to a re-INVITE from leg and, over
+// UDP, retransmits the 2xx until the ACK comes (T1 doubling up to T2), for
+// at most 64*T1. It returns the ACK, or nil when none came.
+func (c *call) respond2xx(leg Leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, sent func()) *sip.Request {
+	key := ackKey{leg, req.CSeq().SeqNo}
+	ch := make(chan *sip.Request, 1)
+	c.mu.Lock()
+	if c.acks == nil {
+		c.acks = map[ackKey]chan *sip.Request{}
+	}
+	c.acks[key] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.acks, key)
+		c.mu.Unlock()
+	}()
+	sent() // before: the caller may send its next offer the moment it has the 2xx
+	if err := tx.Respond(res); err != nil {
+		c.log.Debug("respond to offer failed", "error", err)
+		return nil
+	}
+	reliable := sip.IsReliable(req.Transport())
+	interval := sip.T1
+	retransmit := time.NewTimer(interval)
+	defer retransmit.Stop()
+	giveUp := time.NewTimer(64 * sip.T1)
+	defer giveUp.Stop()
+	for {
+		select {
+		case ack := <-ch:
+			return ack
+		case <-retransmit.C:
+			if !reliable {
+				_ = tx.Respond(res)
+			}
+			interval = min(2*interval, sip.T2)
+			retransmit.Reset(interval)
+		case <-giveUp.C:
+			c.log.Info("no ACK for a re-INVITE answer", "leg", leg.String())
+			return nil
+		case <-c.ended:
+			return nil
+		}
+	}
+}
+
+// takeAck hands an ACK to a waiting respond2xx; false when nothing waits
+// for it.
+func (c *call) takeAck(leg Leg, ack *sip.Request) bool {
+	if ack.CSeq() == nil {
+		return false
+	}
+	c.mu.Lock()
+	ch, ok := c.acks[ackKey{leg, ack.CSeq().SeqNo}]
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case ch <- ack:
+	default: // a retransmitted ACK
+	}
+	return true
 }
 
 // passThrough relays INFO (DTMF) and other in-dialog requests to the other
@@ -797,15 +1079,18 @@ func (c *call) passThrough(from Leg, req *sip.Request, tx sip.ServerTransaction)
 		return
 	}
 	out := sip.NewRequest(req.Method, c.target(to))
+	out.AppendHeader(c.contact(to))
 	if len(req.Body()) > 0 {
 		out.SetBody(req.Body())
 		if ct := req.ContentType(); ct != nil {
 			out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	ctx, cancel := c.inDialogCtx()
 	defer cancel()
+	c.sending[to].Lock()
 	res, err := snd.Do(ctx, out)
+	c.sending[to].Unlock()
 	if err != nil {
 		c.s.respond(tx, req, 408, "Request Timeout")
 		return

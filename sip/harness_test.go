@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -55,6 +56,9 @@ type env struct {
 	cancel context.CancelFunc
 	done   chan error
 	logBuf *syncBuffer
+	// deps, when set, completes the server's dependencies (a media relay
+	// and call records for call tests).
+	deps func(*Deps)
 }
 
 type envOption func(*Config)
@@ -78,7 +82,13 @@ func testConfig() Config {
 // newEnv starts a server with users 1001..1003 (password "pw-<name>").
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "sb.db"), clock: &testClock{}}
+	return newEnvDeps(t, nil, opts...)
+}
+
+// newEnvDeps is newEnv with a hook that completes the server's Deps.
+func newEnvDeps(t *testing.T, deps func(*Deps), opts ...envOption) *env {
+	t.Helper()
+	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "sb.db"), clock: &testClock{}, deps: deps}
 	st, err := store.Open(context.Background(), e.dbPath, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -113,22 +123,50 @@ func (e *env) start(opts ...envOption) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e.logBuf = &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := NewServer(ctx, cfg, Deps{Users: e.st, Bindings: e.st, Log: log, Now: e.clock.now})
-	if err != nil {
+	// With port 0 the server binds TCP on the port number UDP got, which
+	// another socket may hold: try again with a new port.
+	for attempt := 1; ; attempt++ {
+		e.logBuf = &syncBuffer{}
+		log := slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		ctx, cancel := context.WithCancel(context.Background())
+		deps := Deps{Users: e.st, Bindings: e.st, Log: log, Now: e.clock.now}
+		if e.deps != nil {
+			e.deps(&deps)
+		}
+		srv, err := NewServer(ctx, cfg, deps)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		e.srv, e.cancel, e.done = srv, cancel, make(chan error, 1)
+		go func() { e.done <- srv.Run(ctx) }()
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+		ready := make(chan error, 1)
+		go func() {
+			_, err := srv.Addr(wctx, "udp")
+			ready <- err
+		}()
+		select {
+		case err = <-ready:
+		case err = <-e.done:
+			if err == nil {
+				err = errors.New("server stopped at once")
+			}
+			wcancel()
+			<-ready
+		}
+		wcancel()
+		if err == nil {
+			e.udp, _ = srv.Addr(ctx, "udp")
+			e.tcp, _ = srv.Addr(ctx, "tcp")
+			return
+		}
 		cancel()
-		t.Fatal(err)
+		if attempt == 5 || !strings.Contains(err.Error(), "listen tcp") {
+			e.cancel = nil
+			t.Fatal(err)
+		}
 	}
-	e.srv, e.cancel, e.done = srv, cancel, make(chan error, 1)
-	go func() { e.done <- srv.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer wcancel()
-	if e.udp, err = srv.Addr(wctx, "udp"); err != nil {
-		t.Fatal(err)
-	}
-	e.tcp, _ = srv.Addr(wctx, "tcp")
 }
 
 func (e *env) stop() {

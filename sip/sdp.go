@@ -79,8 +79,11 @@ func parseSDP(body []byte) (*sdp.SessionDescription, int, mediaInfo, error) {
 				rtpmap[pt] = enc
 			}
 		case "rtcp":
-			// a=rtcp:<port> [IN IP4 <addr>]
+			// a=rtcp:<port> [IN IP4 <addr>] (RFC 3605 §2.1)
 			f := strings.Fields(a.Value)
+			if len(f) == 0 {
+				continue
+			}
 			if p, err := strconv.Atoi(f[0]); err == nil && p > 0 && p < 65536 && info.RTP.IsValid() {
 				addr := info.RTP.Addr()
 				if len(f) == 4 {
@@ -117,7 +120,9 @@ var staticPayloads = map[string]string{
 // a=rtcp). Codecs, telephone-event and the direction pass through
 // unchanged; other streams are declined (port 0) since the relay carries
 // one audio stream per call. ICE attributes are dropped: the relay is the
-// only candidate.
+// only candidate. An audio stream held the old way, with c=0.0.0.0
+// (RFC 3264 §8.4), stays held: its c= keeps the unspecified address, so the
+// far side does not send.
 func rewriteSDP(sd *sdp.SessionDescription, audio int, addr netip.Addr, port int, sessionVersion uint64) ([]byte, error) {
 	out := *sd
 	ipv := "IP4"
@@ -143,6 +148,9 @@ func rewriteSDP(sd *sdp.SessionDescription, audio int, addr netip.Addr, port int
 		}
 		mm.MediaName.Port = sdp.RangedPort{Value: port}
 		mm.ConnectionInformation = nil
+		if held := heldConnection(sd, m); held != nil {
+			mm.ConnectionInformation = held
+		}
 		attrs := filterAttrs(m.Attributes)
 		for j, a := range attrs {
 			if a.Key == "rtcp" {
@@ -157,6 +165,24 @@ func rewriteSDP(sd *sdp.SessionDescription, audio int, addr netip.Addr, port int
 		return nil, &errSDP{why: err.Error()}
 	}
 	return b, nil
+}
+
+// heldConnection returns a copy of the connection line of m when it is the
+// unspecified address (hold), nil otherwise.
+func heldConnection(sd *sdp.SessionDescription, m *sdp.MediaDescription) *sdp.ConnectionInformation {
+	conn := m.ConnectionInformation
+	if conn == nil {
+		conn = sd.ConnectionInformation
+	}
+	if conn == nil || conn.Address == nil {
+		return nil
+	}
+	host, _, _ := strings.Cut(conn.Address.Address, "/")
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsUnspecified() {
+		return nil
+	}
+	return &sdp.ConnectionInformation{NetworkType: "IN", AddressType: conn.AddressType, Address: &sdp.Address{Address: ip.String()}}
 }
 
 // filterAttrs drops attributes that describe the far side's transport

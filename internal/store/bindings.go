@@ -82,7 +82,15 @@ func scanBinding(sc scanner) (Binding, error) {
 // one. If ctx ends before the write is committed, ApplyBindings returns
 // ctx.Err() and the write may or may not be applied.
 func (s *Store) ApplyBindings(ctx context.Context, put []Binding, del []string) error {
-	if len(put) == 0 && len(del) == 0 {
+	return s.ApplyBindingsWithEvents(ctx, put, del)
+}
+
+// ApplyBindingsWithEvents is ApplyBindings that also writes events to the
+// outbox in the same transaction (see AppendEvents): the bindings change if
+// and only if the events are recorded. On success it sets the Seq of each
+// element of events.
+func (s *Store) ApplyBindingsWithEvents(ctx context.Context, put []Binding, del []string, events ...Event) error {
+	if len(put) == 0 && len(del) == 0 && len(events) == 0 {
 		return nil
 	}
 	// Build the statement arguments here, on the caller's goroutine: it
@@ -105,7 +113,12 @@ func (s *Store) ApplyBindings(ctx context.Context, put []Binding, del []string) 
 		}
 		ids[i] = id
 	}
-	err := s.write(ctx, func(ctx context.Context, w *writeTx) error {
+	evRows, err := eventRows(events)
+	if err != nil {
+		return fmt.Errorf("apply bindings: %w", err)
+	}
+	seqs := make([]int64, len(evRows))
+	err = s.write(ctx, func(ctx context.Context, w *writeTx) error {
 		if len(args) > 0 {
 			up := w.stmt(ctx, s.stmts.upsertBinding)
 			for i := 0; i < len(args); i += bindingArgs {
@@ -130,11 +143,12 @@ func (s *Store) ApplyBindings(ctx context.Context, put []Binding, del []string) 
 				}
 			}
 		}
-		return nil
+		return s.writeEvents(ctx, w, evRows, seqs)
 	})
 	if err != nil {
 		return fmt.Errorf("apply bindings: %w", err)
 	}
+	setSeqs(events, seqs)
 	return nil
 }
 

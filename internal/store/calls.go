@@ -111,6 +111,13 @@ func scanCall(sc scanner) (CallRecord, error) {
 // StartCall inserts r, or fails with ErrExists. A zero StartedAt is set to
 // the current time.
 func (s *Store) StartCall(ctx context.Context, r CallRecord) error {
+	return s.StartCallWithEvents(ctx, r)
+}
+
+// StartCallWithEvents is StartCall that also writes events to the outbox in
+// the same transaction (see AppendEvents). When the call exists (ErrExists)
+// nothing is written. On success it sets the Seq of each element of events.
+func (s *Store) StartCallWithEvents(ctx context.Context, r CallRecord, events ...Event) error {
 	if r.ID == "" {
 		return fmt.Errorf("start call: %w: empty ID", ErrInvalid)
 	}
@@ -119,19 +126,36 @@ func (s *Store) StartCall(ctx context.Context, r CallRecord) error {
 	if err != nil {
 		return fmt.Errorf("start call %q: %w", r.ID, err)
 	}
+	evRows, err := eventRows(events)
+	if err != nil {
+		return fmt.Errorf("start call %q: %w", r.ID, err)
+	}
+	seqs := make([]int64, len(evRows))
 	err = s.write(ctx, func(ctx context.Context, w *writeTx) error {
 		res, err := w.stmt(ctx, s.stmts.insertCall).ExecContext(ctx, args...)
-		return rejectIfNone(res, err, ErrExists)
+		if err := rejectIfNone(res, err, ErrExists); err != nil {
+			return err
+		}
+		return s.writeEvents(ctx, w, evRows, seqs)
 	})
 	if err != nil {
 		return fmt.Errorf("start call %q: %w", r.ID, err)
 	}
+	setSeqs(events, seqs)
 	return nil
 }
 
 // UpdateCall replaces every field of the record r.ID (a zero StartedAt keeps
 // the stored one), or fails with ErrNotFound.
 func (s *Store) UpdateCall(ctx context.Context, r CallRecord) error {
+	return s.UpdateCallWithEvents(ctx, r)
+}
+
+// UpdateCallWithEvents is UpdateCall that also writes events to the outbox
+// in the same transaction (see AppendEvents), such as call.ended with the
+// final record. When the call does not exist (ErrNotFound) nothing is
+// written. On success it sets the Seq of each element of events.
+func (s *Store) UpdateCallWithEvents(ctx context.Context, r CallRecord, events ...Event) error {
 	if r.ID == "" {
 		return fmt.Errorf("update call: %w: empty ID", ErrInvalid)
 	}
@@ -139,13 +163,22 @@ func (s *Store) UpdateCall(ctx context.Context, r CallRecord) error {
 	if err != nil {
 		return fmt.Errorf("update call %q: %w", r.ID, err)
 	}
+	evRows, err := eventRows(events)
+	if err != nil {
+		return fmt.Errorf("update call %q: %w", r.ID, err)
+	}
+	seqs := make([]int64, len(evRows))
 	err = s.write(ctx, func(ctx context.Context, w *writeTx) error {
 		res, err := w.stmt(ctx, s.stmts.updateCall).ExecContext(ctx, args...)
-		return rejectIfNone(res, err, ErrNotFound)
+		if err := rejectIfNone(res, err, ErrNotFound); err != nil {
+			return err
+		}
+		return s.writeEvents(ctx, w, evRows, seqs)
 	})
 	if err != nil {
 		return fmt.Errorf("update call %q: %w", r.ID, err)
 	}
+	setSeqs(events, seqs)
 	return nil
 }
 

@@ -53,6 +53,8 @@ type Store struct {
 	// REGISTER and INVITE.
 	getUser *sql.Stmt
 
+	outbox outbox // webhook targets and outbox statements (outbox.go)
+
 	// mu orders enqueueing against Close: senders hold it shared while they
 	// put a request on reqs, Close holds it exclusively to close reqs, so no
 	// send can race with the close.
@@ -168,6 +170,9 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.stmts.prepare(ctx, s.wdb); err != nil {
 		return err
 	}
+	if err := s.outbox.prepare(ctx, s.wdb); err != nil {
+		return err
+	}
 
 	if s.rdb, err = sql.Open("sqlite", dsn(s.path, true)); err != nil {
 		return err
@@ -207,7 +212,7 @@ func (s *Store) closeDBs() error {
 	if s.getUser != nil {
 		errs = append(errs, s.getUser.Close())
 	}
-	errs = append(errs, s.stmts.close())
+	errs = append(errs, s.stmts.close(), s.outbox.close())
 	// Readers first: the last connection to close checkpoints the WAL and
 	// removes it, and that should be the writer.
 	if s.rdb != nil {
