@@ -63,7 +63,8 @@ func (r *registrar) load(ctx context.Context) error {
 	var stale []string
 	r.mu.Lock()
 	for _, b := range all {
-		if !b.Expires.After(now) {
+		// A WebSocket binding died with its connection.
+		if !b.Expires.After(now) || isConnectionTransport(b.Transport) {
 			stale = append(stale, b.ID)
 			continue
 		}

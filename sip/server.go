@@ -86,6 +86,8 @@ type Server struct {
 	relay   Relay
 	records CallRecords
 
+	ws *wsListener // connections taken over by WebSocketHandler
+
 	readyMu sync.Mutex
 	ready   chan struct{}
 	addrs   map[string]string // network → bound address
@@ -116,6 +118,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		calls:   newCallTable(),
 		relay:   deps.Relay,
 		records: deps.Records,
+		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
 	}
 	// sipgo's own logging is noisy at info and logs whole packets on parse
 	// errors; only its warnings and errors about our own operation pass.
@@ -198,10 +201,11 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("sip listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "domain", s.cfg.Domain)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(3)
+	errc := make(chan error, 4)
+	wg.Add(4)
 	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(newBadRequestConn(udp, s.log)) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(tcp) }()
+	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
 	go func() { defer wg.Done(); errc <- s.reg.run(ctx) }()
 
 	var first error
@@ -213,6 +217,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.calls.closeAndEnd("shutdown")
 	udp.Close()
 	tcp.Close()
+	s.ws.Close()
 	s.reg.stop()
 	s.srv.Close()
 	wg.Wait()

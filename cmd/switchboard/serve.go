@@ -88,6 +88,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	mountBrowser(webSrv, sipSrv)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sipSrv.Run(gctx) })
 	g.Go(func() error { return webSrv.Run(gctx) })

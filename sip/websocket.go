@@ -1,0 +1,193 @@
+package sip
+
+// SIP over WebSocket (RFC 7118) on the HTTP listener. The page and its
+// WebSocket share an origin, so /ws is served by the web server: its
+// handler takes over the HTTP connection and hands it to sipgo's WebSocket
+// transport, which does the WebSocket handshake and framing and from then
+// on treats the connection like one it accepted itself. A browser's
+// bindings live only as long as its connection: closing it removes them.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// wsHandoffTimeout bounds how long an upgraded connection waits for the SIP
+// server to take it (it is not running yet, or is stopping).
+const wsHandoffTimeout = 5 * time.Second
+
+// WebSocketHandler returns the handler for GET /ws: SIP over WebSocket with
+// the subprotocol "sip" (RFC 7118 §4). Requests that are not a WebSocket
+// handshake for that subprotocol get a plain-text error.
+func (s *Server) WebSocketHandler() http.Handler {
+	return http.HandlerFunc(s.serveWebSocket)
+}
+
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "this is the SIP over WebSocket endpoint (RFC 7118): connect with a WebSocket client and the subprotocol \"sip\"", http.StatusUpgradeRequired)
+		return
+	}
+	if !headerHasToken(r.Header, "Sec-WebSocket-Protocol", "sip") {
+		http.Error(w, "the WebSocket subprotocol \"sip\" is required (RFC 7118 §4)", http.StatusBadRequest)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "WebSocket upgrade is not possible on this connection", http.StatusInternalServerError)
+		return
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		s.log.Warn("websocket hijack failed", "remote", r.RemoteAddr, "error", err)
+		return
+	}
+	// sipgo answers the handshake itself, from the raw bytes: give it the
+	// request line and headers again, then whatever the client sent after.
+	var head bytes.Buffer
+	fmt.Fprintf(&head, "GET %s HTTP/1.1\r\nHost: %s\r\n", r.URL.RequestURI(), r.Host)
+	_ = r.Header.Write(&head)
+	head.WriteString("\r\n")
+	if n := rw.Reader.Buffered(); n > 0 {
+		rest, _ := rw.Reader.Peek(n)
+		head.Write(rest)
+	}
+	wc := &wsConn{Conn: conn, r: io.MultiReader(&head, conn)}
+	wc.onClose = func() { s.dropConnectionBindings(conn.RemoteAddr().String()) }
+	if !s.ws.hand(wc) {
+		conn.Close()
+	}
+}
+
+// headerHasToken reports whether a comma-separated header contains token,
+// ignoring case.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wsConn is a taken-over HTTP connection: reads start with the replayed
+// handshake, and closing it runs onClose once.
+type wsConn struct {
+	net.Conn
+	r         io.Reader
+	onClose   func()
+	closeOnce sync.Once
+}
+
+func (c *wsConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *wsConn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(c.onClose)
+	return err
+}
+
+// wsListener is the net.Listener sipgo's WebSocket transport accepts from:
+// the connections the HTTP handler took over.
+type wsListener struct {
+	conns     chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+	addr      net.Addr
+}
+
+func newWSListener(addr net.Addr) *wsListener {
+	return &wsListener{conns: make(chan net.Conn), done: make(chan struct{}), addr: addr}
+}
+
+// hand passes c to the transport; false when the server is not serving.
+func (l *wsListener) hand(c net.Conn) bool {
+	t := time.NewTimer(wsHandoffTimeout)
+	defer t.Stop()
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+	case <-t.C:
+	}
+	return false
+}
+
+func (l *wsListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *wsListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *wsListener) Addr() net.Addr { return l.addr }
+
+// isConnectionTransport reports whether a binding lives only as long as
+// its connection: a browser's WebSocket cannot be reached once it closes.
+func isConnectionTransport(transport string) bool {
+	switch strings.ToUpper(transport) {
+	case "WS", "WSS":
+		return true
+	}
+	return false
+}
+
+// dropConnectionBindings removes at once the bindings that arrived over the
+// WebSocket connection from source, which has just closed.
+func (s *Server) dropConnectionBindings(source string) {
+	for _, b := range s.reg.snapshot("") {
+		if b.Source != source || !isConnectionTransport(b.Transport) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.reg.removeClosed(ctx, b)
+		cancel()
+		if err != nil {
+			s.log.Warn("remove binding of closed websocket", "user", b.User, "source", source, "error", err)
+			continue
+		}
+		s.log.Info("unregistered: websocket closed", "user", b.User, "contact", b.Contact, "source", source)
+	}
+}
+
+// removeClosed deletes a binding of a closed connection, unless it has been
+// refreshed from another connection meanwhile.
+func (r *registrar) removeClosed(ctx context.Context, b store.Binding) error {
+	l := r.lockUser(b.User)
+	defer l.Unlock()
+	r.mu.RLock()
+	e, ok := r.byUser[b.User][b.ID]
+	still := ok && e.b.Source == b.Source
+	r.mu.RUnlock()
+	if !still {
+		return nil // refreshed from another connection meanwhile
+	}
+	if err := r.s.store.ApplyBindings(ctx, nil, []string{b.ID}); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	r.mu.Lock()
+	r.removeLocked(b.User, b.ID)
+	r.mu.Unlock()
+	r.s.events.Notify("registration.removed", b)
+	return nil
+}
