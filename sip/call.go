@@ -61,6 +61,8 @@ type call struct {
 	// goroutine that retransmits that 2xx.
 	acks map[ackKey]chan *sip.Request
 	rec  store.CallRecord
+
+	recW recordWriter
 }
 
 // ackKey names the re-INVITE an ACK is for: its leg and CSeq.
@@ -182,6 +184,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if _, ok := req.To().Params.Get("tag"); ok {
 		s.handleInDialog(req, tx)
+		return
+	}
+	if s.refuseWhileDraining(req, tx) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -680,6 +685,7 @@ func (c *call) bridge(b *sipgo.DialogClientSession) {
 		c.end(0, "system", "no ACK from caller")
 		return
 	}
+	c.saveAnswered()
 	c.log.Info("call answered", "device", b.InviteResponse.Source())
 	s.events.Notify("call.answered", c.snapshot())
 	s.calls.wg.Add(1)
@@ -784,9 +790,7 @@ func (c *call) finishLocked(status int, result, by, reason string) {
 	close(c.ended)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.records.UpdateCall(ctx, rec); err != nil {
-		c.log.Error("store call record", "error", err)
-	}
+	c.saveFinal(ctx, rec)
 	c.log.Info("call ended", "result", result, "hangup_by", by, "reason", reason, "duration_s", int(rec.Duration/time.Second))
 	s.events.Notify("call.ended", rec)
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -87,6 +88,9 @@ type Server struct {
 	records CallRecords
 
 	ws *wsListener // connections taken over by WebSocketHandler
+
+	// draining is set by Drain: new calls are refused.
+	draining atomic.Bool
 
 	readyMu sync.Mutex
 	ready   chan struct{}
@@ -323,6 +327,9 @@ const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
 
 // handleOptions answers capability queries to the server (RFC 3261 §11).
 func (s *Server) handleOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if s.refuseWhileDraining(req, tx) {
+		return
+	}
 	s.respond(tx, req, 200, "OK",
 		sip.NewHeader("Allow", allowMethods),
 		sip.NewHeader("Accept", "application/sdp"),

@@ -299,7 +299,9 @@ func readyWhenListening(ctx context.Context, s *sip.Server, w *web.Server) error
 	if _, err := s.Addr(ctx, "udp"); err != nil {
 		return nil // stopping before SIP came up
 	}
-	w.SetReady(true)
+	if !s.Draining() {
+		w.SetReady(true)
+	}
 	<-ctx.Done()
 	w.SetReady(false)
 	return nil

@@ -19,6 +19,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		// Re-executed by startChild as the real server process.
+		main()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

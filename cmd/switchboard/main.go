@@ -25,6 +25,13 @@ const usage = `usage:
 `
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		// The server handles its signals itself: the first SIGTERM drains,
+		// a second stops at once, SIGHUP reloads.
+		lc := newLifecycle()
+		lc.notifySignals()
+		os.Exit(serveCmd(context.Background(), os.Args[2:], os.Stderr, lc))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -39,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serveCmd(ctx, args[1:], stderr)
+		return serveCmd(ctx, args[1:], stderr, nil)
 	case "ctl":
 		return ctlCmd(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":

@@ -22,7 +22,9 @@ import (
 
 const defaultConfig = "configs/switchboard.yaml"
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
+// serveCmd runs the server until ctx ends (at once) or, when lc is set,
+// until lc asks it to stop (after draining).
+func serveCmd(ctx context.Context, args []string, stderr io.Writer, lc *lifecycle) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
@@ -39,7 +41,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg.Log, stderr)
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, log, lc); err != nil {
 		log.Error("switchboard stopped", "error", err)
 		return 1
 	}
@@ -56,8 +58,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serve runs every component until ctx ends or one of them fails.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// serve runs every component until ctx ends, lc has it stop, or one of
+// them fails.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, lc *lifecycle) error {
 	log.Info("switchboard starting", "version", version)
 	st, err := store.Open(ctx, cfg.Storage.Path, log)
 	if err != nil {
@@ -89,7 +92,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	mountBrowser(webSrv, sipSrv)
-	g, gctx := errgroup.WithContext(ctx)
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(stopCtx)
+	if lc != nil {
+		g.Go(func() error { return lc.run(gctx, sipSrv, webSrv, cfg.SIP.DrainTimeout.D(), nil, stop, log) })
+	}
 	g.Go(func() error { return sipSrv.Run(gctx) })
 	g.Go(func() error { return webSrv.Run(gctx) })
 	g.Go(func() error { return webSrv.RunControl(gctx) })

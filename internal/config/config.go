@@ -62,6 +62,9 @@ type SIP struct {
 	RingTimeout Duration `yaml:"ring_timeout"`
 	// UserAgent is the Server/User-Agent header value. Default "Switchboard".
 	UserAgent string `yaml:"user_agent"`
+	// DrainTimeout is how long calls in progress may go on after SIGTERM
+	// before they are ended with BYE. Default 60s; 0 ends them at once.
+	DrainTimeout *Duration `yaml:"drain_timeout"`
 }
 
 // Media configures the RTP relay.
@@ -198,6 +201,10 @@ func (c *Config) applyDefaults() {
 		c.SIP.LegacyDigestAgents = []string{"SIPp", "baresip v0.", "baresip v1.", "sipsak"}
 	}
 	setStr(&c.SIP.UserAgent, "Switchboard")
+	if c.SIP.DrainTimeout == nil {
+		d := Duration(60 * time.Second)
+		c.SIP.DrainTimeout = &d
+	}
 	setStr(&c.Media.Address, "127.0.0.1")
 	if c.Media.PortMin == 0 && c.Media.PortMax == 0 {
 		c.Media.PortMin, c.Media.PortMax = 20000, 20999

@@ -43,6 +43,9 @@ func (c *Config) Validate() error {
 	}
 	v.positive("sip.nonce_lifetime", c.SIP.NonceLifetime)
 	v.positive("sip.ring_timeout", c.SIP.RingTimeout)
+	if c.SIP.DrainTimeout != nil && (*c.SIP.DrainTimeout < 0 || c.SIP.DrainTimeout.D() > time.Hour) {
+		v.addf("sip.drain_timeout %s must be between 0 (end calls at once) and 1h", *c.SIP.DrainTimeout)
+	}
 	seenAlg := map[string]bool{}
 	for i, a := range c.SIP.AuthAlgorithms {
 		if a != "MD5" && a != "SHA-256" {
