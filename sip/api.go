@@ -104,7 +104,13 @@ func (r *registrar) removeBinding(ctx context.Context, id string) (bool, error) 
 	}
 	l := r.lockUser(b.User)
 	defer l.Unlock()
-	if err := r.s.store.ApplyBindings(ctx, nil, []string{id}); err != nil {
+	r.mu.RLock()
+	_, still := r.byUser[b.User][id]
+	r.mu.RUnlock()
+	if !still {
+		return false, nil // removed meanwhile
+	}
+	if err := r.s.applyBindings(ctx, nil, []string{id}, pendingEvent{EventRegistrationRemoved, registrationEvent(b)}); err != nil {
 		return false, err
 	}
 	r.mu.Lock()
@@ -112,7 +118,6 @@ func (r *registrar) removeBinding(ctx context.Context, id string) (bool, error) 
 	r.mu.Unlock()
 	if ok {
 		r.s.log.Info("unregistered by operator", "user", b.User, "contact", b.Contact)
-		r.s.events.Notify("registration.removed", b)
 	}
 	return ok, nil
 }

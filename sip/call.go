@@ -62,7 +62,8 @@ type call struct {
 	acks map[ackKey]chan *sip.Request
 	rec  store.CallRecord
 
-	recW recordWriter
+	// events orders the call's events and record writes (see emit).
+	events callEvents
 }
 
 // ackKey names the re-INVITE an ACK is for: its leg and CSeq.
@@ -270,10 +271,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer s.calls.wg.Done()
-	if err := s.records.StartCall(ctx, c.rec); err != nil {
-		c.log.Error("store call record", "error", err)
-	}
-	s.events.Notify("call.started", c.snapshot())
+	c.emit(ctx, recordStart, EventCallStarted)
 	c.log.Info("call started", "devices", len(bindings), "codecs", strings.Join(offerInfo.Codecs, ","))
 	// Stops the caller's retransmissions at once; sipgo would send it only
 	// after 200 ms.
@@ -297,10 +295,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) recordImmediate(ctx context.Context, c *call, status int, result, reason string) {
 	c.rec.EndedAt = s.now()
 	c.rec.Status, c.rec.Result, c.rec.Reason, c.rec.HangupBy = status, result, reason, "system"
-	if err := s.records.StartCall(ctx, c.rec); err != nil {
-		c.log.Error("store call record", "error", err)
-	}
-	s.events.Notify("call.ended", c.rec)
+	c.emit(ctx, recordStart, EventCallEnded)
 }
 
 // defaultRingTimeout applies when Config.RingTimeout is not set: without
@@ -472,7 +467,7 @@ func (c *call) provisional(res *sip.Response, rs *ringState) {
 	}
 	if relayed && !rs.notified {
 		rs.notified = true
-		c.s.events.Notify("call.ringing", c.snapshot())
+		c.emit(c.ctx, recordNone, EventCallRinging)
 	}
 }
 
@@ -685,9 +680,10 @@ func (c *call) bridge(b *sipgo.DialogClientSession) {
 		c.end(0, "system", "no ACK from caller")
 		return
 	}
-	c.saveAnswered()
 	c.log.Info("call answered", "device", b.InviteResponse.Source())
-	s.events.Notify("call.answered", c.snapshot())
+	// The answer time is stored with the event, so that a crash later
+	// leaves a record that says the call was answered.
+	c.emit(c.ctx, recordUpdate, EventCallAnswered)
 	s.calls.wg.Add(1)
 	go c.watchMedia()
 }
@@ -790,9 +786,8 @@ func (c *call) finishLocked(status int, result, by, reason string) {
 	close(c.ended)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c.saveFinal(ctx, rec)
+	c.emit(ctx, recordUpdate, EventCallEnded)
 	c.log.Info("call ended", "result", result, "hangup_by", by, "reason", reason, "duration_s", int(rec.Duration/time.Second))
-	s.events.Notify("call.ended", rec)
 }
 
 func (c *call) snapshot() store.CallRecord {

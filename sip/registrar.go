@@ -200,15 +200,16 @@ func (r *registrar) expire(ctx context.Context, b store.Binding) {
 	if !still {
 		return // refreshed meanwhile
 	}
-	if err := r.s.store.ApplyBindings(context.WithoutCancel(ctx), nil, []string{b.ID}); err != nil {
+	ev := pendingEvent{EventRegistrationExpired, registrationEvent(b)}
+	if err := r.s.applyBindings(context.WithoutCancel(ctx), nil, []string{b.ID}, ev); err != nil {
 		r.s.log.Error("delete expired binding", "user", b.User, "error", err)
 		// Drop it from memory anyway; the next start-up deletes it.
+		r.s.notify([]pendingEvent{ev})
 	}
 	r.mu.Lock()
 	r.removeLocked(b.User, b.ID)
 	r.mu.Unlock()
 	r.s.log.Info("registration expired", "user", b.User, "contact", b.Contact, "source", b.Source)
-	r.s.events.Notify("registration.expired", b)
 }
 
 func (r *registrar) poke() {
@@ -226,10 +227,12 @@ func (r *registrar) removeUser(ctx context.Context, user string) error {
 		return nil
 	}
 	ids := make([]string, len(cur))
+	evs := make([]pendingEvent, len(cur))
 	for i, b := range cur {
 		ids[i] = b.ID
+		evs[i] = pendingEvent{EventRegistrationRemoved, registrationEvent(b)}
 	}
-	if err := r.s.store.ApplyBindings(ctx, nil, ids); err != nil {
+	if err := r.s.applyBindings(ctx, nil, ids, evs...); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -237,9 +240,6 @@ func (r *registrar) removeUser(ctx context.Context, user string) error {
 		r.removeLocked(user, id)
 	}
 	r.mu.Unlock()
-	for _, b := range cur {
-		r.s.events.Notify("registration.removed", b)
-	}
 	return nil
 }
 
@@ -376,7 +376,18 @@ func (r *registrar) register(ctx context.Context, req *sip.Request, user string)
 	if len(ch.put) == 0 && len(ch.del) == 0 {
 		return cur, nil
 	}
-	if err := r.s.store.ApplyBindings(ctx, ch.put, ch.del); err != nil {
+	var evs []pendingEvent
+	for _, b := range ch.put {
+		if ch.created[b.ID] {
+			evs = append(evs, pendingEvent{EventRegistrationCreated, registrationEvent(b)})
+		}
+	}
+	for _, id := range ch.del {
+		if b, ok := existing[id]; ok {
+			evs = append(evs, pendingEvent{EventRegistrationRemoved, registrationEvent(b)})
+		}
+	}
+	if err := r.s.applyBindings(ctx, ch.put, ch.del, evs...); err != nil {
 		return nil, fmt.Errorf("save bindings of %s: %w", user, err)
 	}
 	removed := make([]store.Binding, 0, len(ch.del))
@@ -397,14 +408,12 @@ func (r *registrar) register(ctx context.Context, req *sip.Request, user string)
 		if ch.created[b.ID] {
 			log.Info("registered", "user", user, "contact", b.Contact, "source", b.Source,
 				"transport", b.Transport, "expires_in", int(b.Expires.Sub(now)/time.Second), "user_agent", b.UserAgent)
-			r.s.events.Notify("registration.created", b)
 		} else if log.Enabled(ctx, -4) {
 			log.Debug("registration refreshed", "user", user, "contact", b.Contact, "source", b.Source)
 		}
 	}
 	for _, b := range removed {
 		log.Info("unregistered", "user", user, "contact", b.Contact, "source", b.Source)
-		r.s.events.Notify("registration.removed", b)
 	}
 	return r.current(user), nil
 }

@@ -43,8 +43,20 @@ type apiEnv struct {
 
 func startAPI(t *testing.T, users map[string]string) *apiEnv {
 	t.Helper()
-	s := startServer(t, users, "")
-	cfg, err := config.Load(filepath.Join(s.dir, "switchboard.yaml"))
+	return startAPIServer(t, startServer(t, users, ""))
+}
+
+// startAPIServer is startAPI for a server already started.
+func startAPIServer(t *testing.T, s *server) *apiEnv {
+	t.Helper()
+	return newAPIEnv(t, s, filepath.Join(s.dir, "switchboard.yaml"))
+}
+
+// newAPIEnv waits for the HTTP side of the server running on the config
+// file at path and reads its OpenAPI document.
+func newAPIEnv(t *testing.T, s *server, path string) *apiEnv {
+	t.Helper()
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if code, err := childMain(); err == nil {
+		os.Exit(code)
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -61,6 +64,14 @@ type server struct {
 func startServer(t *testing.T, users map[string]string, extra string) *server {
 	t.Helper()
 	s := &server{sipPort: freePort(t), dir: t.TempDir(), done: make(chan int, 1), stderr: &lockedBuffer{}}
+	s.start(t, writeServerConfig(t, s, users, extra))
+	return s
+}
+
+// writeServerConfig writes the config startServer runs in s.dir and
+// returns its path.
+func writeServerConfig(t *testing.T, s *server, users map[string]string, extra string) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "sip:\n  listen: \"127.0.0.1:%d\"\n  domain: \"switchboard.local\"\n", s.sipPort)
 	fmt.Fprintf(&b, "web:\n  listen: \"127.0.0.1:%d\"\n  api_tokens: [\"test-token-1\"]\n", freePort(t))
@@ -74,6 +85,12 @@ func startServer(t *testing.T, users map[string]string, extra string) *server {
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// start runs `switchboard serve --config cfg` and waits until SIP answers.
+func (s *server) start(t *testing.T, cfg string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() { s.done <- run(ctx, []string{"serve", "--config", cfg}, &bytes.Buffer{}, s.stderr) }()
@@ -85,7 +102,6 @@ func startServer(t *testing.T, users map[string]string, extra string) *server {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return s
 }
 
 func (s *server) stop(t *testing.T) {

@@ -75,13 +75,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, lc *lifecy
 	} else if n > 0 {
 		log.Warn("calls left open by an unexpected stop recorded as crashed", "calls", n)
 	}
+	ev, err := newEventPlane(cfg, st, log)
+	if err != nil {
+		return err
+	}
 	relay, err := media.New(mediaConfig(cfg), log.With("component", "media"))
 	if err != nil {
 		return err
 	}
 	defer relay.Close()
 	sipSrv, err := sip.NewServer(ctx, sipConfig(cfg), sip.Deps{
-		Users: st, Bindings: st, Records: st, Relay: relayAdapter{relay}, Log: log,
+		Users: st, Bindings: st, Records: st, Relay: relayAdapter{relay}, Events: ev.recorder, Log: log,
 	})
 	if err != nil {
 		return err
@@ -98,7 +102,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, lc *lifecy
 	if lc != nil {
 		g.Go(func() error { return lc.run(gctx, sipSrv, webSrv, cfg.SIP.DrainTimeout.D(), nil, stop, log) })
 	}
-	g.Go(func() error { return sipSrv.Run(gctx) })
+	// Stopping order: SIP (the last events are written), then the
+	// recorder (it writes what is queued), then the deliverer; the store
+	// closes last (deferred above).
+	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
+	delCtx, stopDeliverer := context.WithCancel(context.WithoutCancel(ctx))
+	g.Go(func() error { defer stopRecorder(); return sipSrv.Run(gctx) })
+	g.Go(func() error { defer stopDeliverer(); return ev.recorder.Run(recCtx) })
+	g.Go(func() error { return ev.deliverer.Run(delCtx) })
+	g.Go(func() error { return ev.prune(gctx) })
 	g.Go(func() error { return webSrv.Run(gctx) })
 	g.Go(func() error { return webSrv.RunControl(gctx) })
 	g.Go(func() error { return readyWhenListening(gctx, sipSrv, webSrv) })

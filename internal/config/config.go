@@ -29,6 +29,7 @@ type Config struct {
 	Users    []User    `yaml:"users"`
 	Trunks   []Trunk   `yaml:"trunks"`
 	Webhooks []Webhook `yaml:"webhooks"`
+	Events   Events    `yaml:"events"`
 }
 
 // SIP configures signalling: transports, the registrar and call routing.
@@ -147,6 +148,17 @@ type Webhook struct {
 	Events []string `yaml:"events"`
 }
 
+// Events configures the event outbox that feeds webhooks and the event
+// stream.
+type Events struct {
+	// RetryPeriod is how long a webhook delivery is retried (with
+	// exponential backoff) before it is given up. Default 24h.
+	RetryPeriod Duration `yaml:"retry_period"`
+	// Retention is how long events and finished deliveries are kept in the
+	// database. Default 168h (7 days); at least retry_period.
+	Retention Duration `yaml:"retention"`
+}
+
 // Load reads, decodes, defaults and validates the file at path.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -218,6 +230,8 @@ func (c *Config) applyDefaults() {
 	setStr(&c.Storage.Path, "./data/switchboard.db")
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "text")
+	setDur(&c.Events.RetryPeriod, 24*time.Hour)
+	setDur(&c.Events.Retention, 7*24*time.Hour)
 	for i := range c.Trunks {
 		t := &c.Trunks[i]
 		setStr(&t.Transport, "udp")

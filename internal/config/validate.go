@@ -160,6 +160,11 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	v.positive("events.retry_period", c.Events.RetryPeriod)
+	v.positive("events.retention", c.Events.Retention)
+	if c.Events.Retention < c.Events.RetryPeriod {
+		v.addf("events.retention %s must not be below events.retry_period %s", c.Events.Retention, c.Events.RetryPeriod)
+	}
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
 		u, err := url.Parse(w.URL)

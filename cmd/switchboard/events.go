@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/events"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/webhook"
+	"github.com/switchboard/switchboard/sip"
+)
+
+// eventPlane carries events from the signalling plane to webhooks (through
+// the store's outbox) and to live subscribers (through the hub).
+type eventPlane struct {
+	st        *store.Store
+	hub       *events.Hub
+	recorder  *events.Recorder
+	deliverer *webhook.Deliverer
+	retention time.Duration
+	log       *slog.Logger
+}
+
+var (
+	_ sip.Notifier  = (*events.Recorder)(nil)
+	_ sip.Committer = (*events.Recorder)(nil)
+)
+
+// newEventPlane tells the store which webhooks to queue events for; call it
+// before anything writes an event.
+func newEventPlane(cfg *config.Config, st *store.Store, log *slog.Logger) (*eventPlane, error) {
+	wc := webhook.Config{RetryPeriod: cfg.Events.RetryPeriod.D()}
+	for _, w := range cfg.Webhooks {
+		wc.Webhooks = append(wc.Webhooks, webhook.Target{URL: w.URL, Secret: w.Secret, Events: w.Events})
+	}
+	d, err := webhook.New(wc, st, log)
+	if err != nil {
+		return nil, err
+	}
+	hub := events.NewHub(0)
+	return &eventPlane{
+		st:        st,
+		hub:       hub,
+		recorder:  events.NewRecorder(events.RecorderConfig{}, st, hub, d, log),
+		deliverer: d,
+		retention: cfg.Events.Retention.D(),
+		log:       log.With("component", "events"),
+	}, nil
+}
+
+// pruneEvery is how often old events are deleted.
+const pruneEvery = time.Hour
+
+// prune deletes events older than the retention period, at start and then
+// every pruneEvery, until ctx ends.
+func (p *eventPlane) prune(ctx context.Context) error {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n, err := p.st.PruneEvents(ctx, time.Now().Add(-p.retention))
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("prune old events", "error", err)
+		} else if n > 0 {
+			p.log.Info("old events pruned", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

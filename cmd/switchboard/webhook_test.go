@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/webhook"
+	"github.com/switchboard/switchboard/web"
+)
+
+const hookSecret = "whsec_c3dpdGNoYm9hcmQtdGVzdC1zZWNyZXQ=" // base64 of "switchboard-test-secret"
+
+// hookEvent is one webhook request as the receiver saw it.
+type hookEvent struct {
+	ID        string
+	Type      string          `json:"type"`
+	Timestamp string          `json:"timestamp"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// hookReceiver is a real HTTP webhook receiver on 127.0.0.1 that checks
+// every request's signature. It can be stopped (connections refused) and
+// started again on the same address.
+type hookReceiver struct {
+	addr string
+
+	mu       sync.Mutex
+	got      []hookEvent // in arrival order, retries included
+	bad      []string    // requests that failed verification
+	srv      *http.Server
+	served   chan struct{}
+	requests int
+}
+
+// newReceiver returns a receiver for a free address, not yet listening.
+func newReceiver(t *testing.T) *hookReceiver {
+	r := &hookReceiver{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *hookReceiver) url() string { return "http://" + r.addr + "/hook" }
+
+func (r *hookReceiver) start(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port may linger a moment after stop
+		if ln, err = net.Listen("tcp", r.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(r.serveHTTP), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.srv, r.served = srv, done
+	r.mu.Unlock()
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+}
+
+func (r *hookReceiver) stop() {
+	r.mu.Lock()
+	srv, done := r.srv, r.served
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+		<-done
+	}
+}
+
+func (r *hookReceiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		w.WriteHeader(400)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	if err := webhook.VerifyRequest(hookSecret, req.Header, body, time.Now(), 5*time.Minute); err != nil {
+		r.bad = append(r.bad, err.Error())
+		w.WriteHeader(401)
+		return
+	}
+	var ev hookEvent
+	if err := json.Unmarshal(body, &ev); err != nil {
+		r.bad = append(r.bad, "body: "+err.Error())
+		w.WriteHeader(400)
+		return
+	}
+	ev.ID = req.Header.Get("webhook-id")
+	r.got = append(r.got, ev)
+	w.WriteHeader(204)
+}
+
+// events returns the events received, each once (a retried event keeps
+// its first place), and the verification failures.
+func (r *hookReceiver) events() ([]hookEvent, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	var out []hookEvent
+	for _, e := range r.got {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			out = append(out, e)
+		}
+	}
+	return out, slices.Clone(r.bad)
+}
+
+func types(evs []hookEvent) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+// waitEvents waits until the receiver has exactly want (by type, in
+// order), and returns them.
+func (r *hookReceiver) waitEvents(t *testing.T, timeout time.Duration, want ...string) []hookEvent {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs, bad := r.events()
+		if len(bad) > 0 {
+			t.Fatalf("requests failed verification: %v", bad)
+		}
+		if slices.Equal(types(evs), want) {
+			return evs
+		}
+		if len(evs) > len(want) || time.Now().After(deadline) {
+			t.Fatalf("webhook events\n got %v\nwant %v", types(evs), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func hookConfig(r *hookReceiver) string {
+	return fmt.Sprintf("webhooks:\n  - {url: %q, secret: %q}\n", r.url(), hookSecret)
+}
+
+// answeredCall has alice call bob, bob ring and answer, and the API hang
+// up the call; it returns the call's ID.
+func answeredCall(t *testing.T, e *apiEnv, alice, bob *sipPhone) string {
+	t.Helper()
+	inv := alice.invite("1002")
+	in := bob.readRequest("INVITE")
+	bob.respond(in, 180, "")
+	// A real phone rings a while: let the 180 reach the caller first.
+	alice.read("180 Ringing", func(m *sipMsg) bool { return m.status == 180 && m.get("call-id") == inv.callID })
+	bob.respond(in, 200, testSDP(bob.conn.LocalAddr().(*net.UDPAddr).Port+1000))
+	if res := alice.finalResponse(inv); res.status != 200 {
+		t.Fatalf("call: caller got %d", res.status)
+	}
+	bob.readRequest("ACK")
+	var calls web.Page[web.Call]
+	e.api("GET", "/api/v1/calls", nil, 200, &calls)
+	if len(calls.Items) != 1 {
+		t.Fatalf("calls %+v", calls)
+	}
+	id := calls.Items[0].ID
+	hungUp := make(chan error, 1)
+	go func() {
+		res, _, err := e.send("DELETE", "/api/v1/calls/"+id, "Bearer "+apiToken, nil)
+		if err == nil && res.StatusCode != 204 {
+			err = fmt.Errorf("hangup: %d", res.StatusCode)
+		}
+		hungUp <- err
+	}()
+	alice.respond(alice.readRequest("BYE"), 200, "")
+	bob.respond(bob.readRequest("BYE"), 200, "")
+	select {
+	case err := <-hungUp:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("hangup did not return")
+	}
+	return id
+}
+
+func TestWebhooksSignedInOrderAcrossOutage(t *testing.T) {
+	r := newReceiver(t)
+	r.start(t)
+	e := startAPIWith(t, map[string]string{"1001": "alice-1001", "1002": "bob-1002"}, hookConfig(r))
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", e.sipPort)
+	alice := newPhone(t, sipAddr, "1001", "alice-1001", "")
+	bob := newPhone(t, sipAddr, "1002", "bob-1002", "")
+	if code := bob.register(300); code != 200 {
+		t.Fatalf("bob REGISTER: %d", code)
+	}
+	callID := answeredCall(t, e, alice, bob)
+	evs := r.waitEvents(t, 20*time.Second,
+		"registration.created", "call.started", "call.ringing", "call.answered", "call.ended")
+
+	var reg struct {
+		User, Source, Transport string
+		ExpiresAt               time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal(evs[0].Data, &reg); err != nil || reg.User != "1002" || reg.Source != bob.addr() ||
+		reg.Transport != "UDP" || reg.ExpiresAt.IsZero() {
+		t.Fatalf("registration.created data %s (%v)", evs[0].Data, err)
+	}
+	var ended struct {
+		ID         string `json:"id"`
+		Caller     string `json:"caller"`
+		Callee     string `json:"callee"`
+		Result     string `json:"result"`
+		HangupBy   string `json:"hangup_by"`
+		Status     int    `json:"status"`
+		AnsweredAt string `json:"answered_at"`
+		EndedAt    string `json:"ended_at"`
+		Legs       []struct {
+			Name string `json:"name"`
+		} `json:"legs"`
+	}
+	if err := json.Unmarshal(evs[4].Data, &ended); err != nil || ended.ID != callID || ended.Caller != "1001" ||
+		ended.Callee != "1002" || ended.Result != "answered" || ended.HangupBy != "system" || ended.Status != 200 ||
+		ended.AnsweredAt == "" || ended.EndedAt == "" || len(ended.Legs) != 2 {
+		t.Fatalf("call.ended data %s (%v)", evs[4].Data, err)
+	}
+	for _, ev := range evs {
+		if _, err := time.Parse(time.RFC3339, ev.Timestamp); err != nil {
+			t.Errorf("%s timestamp %q is not RFC 3339", ev.Type, ev.Timestamp)
+		}
+		if !strings.HasPrefix(ev.ID, "evt_") {
+			t.Errorf("webhook-id %q", ev.ID)
+		}
+	}
+
+	// The receiver goes away. Calls go on as fast as ever, events queue up.
+	r.stop()
+	var regs web.Page[web.Registration]
+	e.api("GET", "/api/v1/registrations", nil, 200, &regs)
+	if len(regs.Items) != 1 {
+		t.Fatalf("registrations %+v", regs)
+	}
+	e.api("DELETE", "/api/v1/registrations/"+url.PathEscape(regs.Items[0].ID), nil, 204, nil)
+	if code := bob.register(300); code != 200 {
+		t.Fatalf("bob REGISTER again: %d", code)
+	}
+	start := time.Now()
+	inv := alice.invite("1002")
+	in := bob.readRequest("INVITE")
+	bob.respond(in, 486, "")
+	bob.readRequest("ACK")
+	if res := alice.finalResponse(inv); res.status != 486 {
+		t.Fatalf("busy call: caller got %d", res.status)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a call took %s while the webhook receiver was down", d)
+	}
+	answeredCall(t, e, alice, bob)
+	time.Sleep(2 * time.Second) // a few failed attempts
+
+	r.start(t)
+	all := r.waitEvents(t, 60*time.Second,
+		"registration.created", "call.started", "call.ringing", "call.answered", "call.ended",
+		"registration.removed", "registration.created", "call.started", "call.ended",
+		"call.started", "call.ringing", "call.answered", "call.ended")
+	var busy struct {
+		Result string `json:"result"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal(all[8].Data, &busy); err != nil || busy.Result != "busy" || busy.Status != 486 {
+		t.Fatalf("busy call.ended data %s (%v)", all[8].Data, err)
+	}
+	r.mu.Lock()
+	requests := r.requests
+	r.mu.Unlock()
+	if requests < len(all) {
+		t.Fatalf("%d requests for %d events", requests, len(all))
+	}
+}
+
+// startAPIWith is startAPI with extra config.
+func startAPIWith(t *testing.T, users map[string]string, extra string) *apiEnv {
+	t.Helper()
+	return startAPIServer(t, startServer(t, users, extra))
+}
+
+// The child process of TestWebhookEventsSurviveKill runs the server on the
+// config file this variable names.
+const serveChildEnv = "SWITCHBOARD_TEST_SERVE_CONFIG"
+
+// runServeChild is main for that child process.
+func runServeChild(cfg string) int {
+	return run(context.Background(), []string{"serve", "--config", cfg}, os.Stdout, os.Stderr)
+}
+
+func TestWebhookEventsSurviveKill(t *testing.T) {
+	r := newReceiver(t) // not listening: every delivery fails
+	s := &server{sipPort: freePort(t), dir: t.TempDir(), done: make(chan int, 1), stderr: &lockedBuffer{}}
+	cfgPath := writeServerConfig(t, s, map[string]string{"1001": "alice-1001", "1002": "bob-1002"}, hookConfig(r))
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), serveChildEnv+"="+cfgPath)
+	var childErr bytes.Buffer
+	child.Stderr = &childErr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			_ = child.Process.Kill()
+			_ = child.Wait()
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !s.answersOptions() {
+		if time.Now().After(deadline) {
+			t.Fatalf("child server did not come up: %s", childErr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e := newAPIEnv(t, s, cfgPath)
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", s.sipPort)
+	alice := newPhone(t, sipAddr, "1001", "alice-1001", "")
+	bob := newPhone(t, sipAddr, "1002", "bob-1002", "")
+	if code := bob.register(300); code != 200 {
+		t.Fatalf("bob REGISTER: %d", code)
+	}
+	if code := alice.register(300); code != 200 {
+		t.Fatalf("alice REGISTER: %d", code)
+	}
+	callID := answeredCall(t, e, alice, bob)
+	// call.ended is committed with the record's end.
+	var rec web.Record
+	waitFor(t, "the call record's end", func() bool {
+		e.api("GET", "/api/v1/records/"+callID, nil, 200, &rec)
+		return !rec.EndedAt.IsZero()
+	})
+	e.http.CloseIdleConnections()
+
+	if err := child.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
+		t.Fatal(err)
+	}
+	killed = true
+	if err := child.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("child exit: %v", err)
+	}
+
+	// The receiver comes up, the server restarts: every event arrives.
+	r.start(t)
+	s.start(t, cfgPath)
+	evs := r.waitEvents(t, 60*time.Second,
+		"registration.created", "registration.created", "call.started", "call.ringing", "call.answered", "call.ended")
+	var ended struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(evs[5].Data, &ended); err != nil || ended.ID != callID {
+		t.Fatalf("call.ended data %s (%v)", evs[5].Data, err)
+	}
+}
+
+// errNoChild is returned by childMain when the process is not a child.
+var errNoChild = errors.New("not a child process")
+
+// childMain runs the process as a test child when its environment says so.
+func childMain() (int, error) {
+	if cfg := os.Getenv(serveChildEnv); cfg != "" {
+		return runServeChild(cfg), nil
+	}
+	return 0, errNoChild
+}
