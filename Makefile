@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/switchboard
 CONFIG  ?= configs/switchboard.yaml
 
-.PHONY: all build run test test-short bench lint fuzz deps clean
+.PHONY: all build run test test-short bench bench-deps lint fuzz deps clean
 
 all: lint test build
 
@@ -30,9 +30,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# bench runs the Go microbenchmarks and the SIPp load, and writes figures to docs/.
-bench: deps build
+# bench measures Switchboard side by side with Kamailio and rtpengine (Go
+# microbenchmarks, SIPp load, RTP relay load) and writes docs/benchmarks.md
+# and docs/bench/chart.svg. bench-deps installs Kamailio, rtpengine and SIPp.
+bench: bench-deps build
 	@scripts/bench.sh
+
+bench-deps:
+	@scripts/bench-deps.sh
 
 # fuzz runs every fuzz target for FUZZTIME each (default 10s).
 FUZZTIME ?= 10s

@@ -1,35 +1,123 @@
 #!/usr/bin/env bash
-# make bench: Go microbenchmarks of the hot paths and SIPp load against the
-# real server, all on loopback. Writes docs/bench/*.txt and prints a summary
-# that docs/benchmarks.md quotes. Every load is bounded in count and time.
+# make bench: Switchboard measured side by side with Kamailio (registrar and
+# stateful proxy, bench/kamailio/kamailio.cfg) and rtpengine (userspace media
+# relay), in the same run, on loopback. Every comparison is repeated REPS
+# times with the two systems interleaved; cmd/benchchart takes the medians and
+# the per-repetition ratios and writes docs/benchmarks.md and
+# docs/bench/chart.svg. Raw figures go to docs/bench/.
 #
-#   REG_RATE    REGISTER rate to offer (default 10000/s)
-#   REG_SECS    how long to offer it (default 20 s)
-#   CPS         call setup rate to offer (default 1000/s)
-#   CPS_SECS    how long (default 15 s)
-#   BINDINGS    registrations for the memory-per-binding figure (default 100000)
+#   REPS         repetitions of each side-by-side comparison (default 3)
+#   REG_RATES    REGISTER rates offered, per second (default "2000 5000 10000")
+#   REG_SECS     seconds each rate is offered (default 8)
+#   CPS_RATES    call setup rates offered (default "500 1000 2000")
+#   CPS_SECS     seconds each rate is offered (default 8)
+#   BIND_STEPS   registration counts for the memory curve (default "1000 10000 100000")
+#   BIND_WAIT    seconds to let SIP transactions end before reading memory (default 34)
+#   RELAY_CALLS  concurrent calls swept through each relay (default "100,500,1000,2000")
+#   RELAY_SECS   measured seconds per relay run (default 4)
+#   GO_COUNT     repetitions of each Go microbenchmark (default 5)
+#   SKIP         space-separated steps to skip: go register bindings calls relay
+#
+# Every load is bounded in count and time and stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REG_RATE=${REG_RATE:-10000}
-REG_SECS=${REG_SECS:-20}
-CPS=${CPS:-1000}
-CPS_SECS=${CPS_SECS:-15}
-BINDINGS=${BINDINGS:-100000}
+REPS=${REPS:-3}
+REG_RATES=${REG_RATES:-"2000 5000 10000"}
+REG_SECS=${REG_SECS:-8}
+REG_USERS=${REG_USERS:-20000}
+CPS_RATES=${CPS_RATES:-"500 1000 2000"}
+CPS_SECS=${CPS_SECS:-8}
+BIND_STEPS=${BIND_STEPS:-"1000 10000 100000"}
+BIND_WAIT=${BIND_WAIT:-34}
+RELAY_CALLS=${RELAY_CALLS:-"100,500,1000,2000"}
+RELAY_SECS=${RELAY_SECS:-4}
+GO_COUNT=${GO_COUNT:-5}
+SKIP=${SKIP:-}
+
 out=docs/bench
 mkdir -p "$out"
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
 bin=bin/switchboard
+results=$out/results.tsv
+commands=$out/commands.tsv
+tck=$(getconf CLK_TCK)
+port=25060 # Switchboard SIP; +1 web, +2 pprof
+kport=26060 # Kamailio SIP
 
-echo "== machine"
-{ nproc; grep -m1 'model name' /proc/cpuinfo || true; go version; sipp -v 2>&1 | head -1 || true; } | tee "$out/machine.txt"
+skip() { [[ " $SKIP " == *" $1 "* ]]; }
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; } # test system param rep metric value
+command_of() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$commands"; } # test system command
+secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
 
-echo "== Go microbenchmarks (go test -bench, -benchmem, -count 5)"
-go test -run '^$' -bench . -benchmem -count 5 ./internal/digest ./internal/store ./media ./sip 2>&1 | tee "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
+# tree PID: PID and its descendants (Kamailio runs as a process tree).
+tree() {
+	local p=$1
+	echo "$p"
+	for c in $(pgrep -P "$p" || true); do tree "$c"; done
+}
+# cpu_s PID: CPU seconds (user + system) used so far by PID's process tree.
+cpu_s() {
+	local t=0
+	for p in $(tree "$1"); do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	awk -v t="$t" -v h="$tck" 'BEGIN { printf "%.2f", t / h }'
+}
+# pss_kib PID: proportional set size of PID's process tree (shared memory
+# counted once, which matters for Kamailio's shared memory segment).
+pss_kib() {
+	local t=0
+	for p in $(tree "$1"); do
+		t=$((t + $(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+# sipp_counts FILE: successful and failed calls of a finished SIPp run.
+sipp_counts() {
+	awk '/Successful call/ { ok = $NF } /Failed call/ { bad = $NF } END { printf "%d %d\n", ok, bad }' "$1"
+}
 
-# users N FILE.yaml FILE.csv: a config with N users and the SIPp injection file.
-users() {
-	local n=$1 cfg=$2 csv=$3 port=$4 dir=$5
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "cpus: $(nproc)"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+	echo "kernel: $(uname -r)"
+	echo "go: $(go version | cut -d' ' -f3)"
+	echo "sipp: $(sipp -v 2>&1 | grep -o 'v[0-9][^ ]*' | head -1)"
+	echo "kamailio: $(kamailio -v 2>/dev/null | head -1 | awk '{ print $3 }')"
+	echo "rtpengine: $(dpkg-query -W -f '${Version}' rtpengine-daemon 2>/dev/null || echo '?')"
+	echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "reps: $REPS"
+} >"$out/machine.txt"
+cat "$out/machine.txt"
+: >"$results"
+: >"$commands"
+
+make build >/dev/null
+CGO_ENABLED=0 go build -trimpath -o bin/rtpload ./cmd/rtpload
+CGO_ENABLED=0 go build -trimpath -o bin/benchchart ./cmd/benchchart
+
+if ! skip go; then
+	echo "== Go microbenchmarks (-benchmem, -count $GO_COUNT; compare runs with benchstat)"
+	# The hot paths: digest verification, REGISTER handling end to end, SDP
+	# rewrite, the relay per packet and the WebRTC bridge per packet.
+	gobench="go test -run '^\$' -bench 'Verify|Register\$|RewriteSDP|RelayForward|LegHandleRTP|Bridge' -benchmem -benchtime 300ms -count $GO_COUNT ./internal/digest ./sip ./media"
+	command_of go switchboard "$gobench"
+	eval "$gobench" 2>&1 | tee "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
+fi
+
+# switchboard_config N DIR: a config for N users u0…u(N-1) with password
+# pass0…, and the Kamailio user table for the same users (htable: name, HA1).
+switchboard_config() {
+	local n=$1 dir=$2
+	mkdir -p "$dir/kdb"
 	{
 		printf 'sip:\n  listen: "127.0.0.1:%s"\n' "$port"
 		printf 'media: {port_min: 40000, port_max: 59999}\n'
@@ -37,101 +125,185 @@ users() {
 		printf 'storage: {path: "%s/sb.db"}\ncontrol: {socket: "%s/sb.sock"}\n' "$dir" "$dir"
 		printf 'log: {level: warn}\ndebug: {listen: "127.0.0.1:%s"}\nusers:\n' $((port + 2))
 		awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "  - {name: \"u%d\", password: \"pass%d\"}\n", i, i }'
-	} >"$cfg"
-	awk -v n="$n" 'BEGIN { print "SEQUENTIAL"; for (i = 0; i < n; i++) printf "u%d;[authentication username=u%d password=pass%d]\n", i, i, i }' >"$csv"
+	} >"$dir/sb.yaml"
+	printf 'table_name(str) table_version(int)\nhtable:2\n' >"$dir/kdb/version"
+	bin/benchchart users --n "$n" --out "$dir/kdb/htable"
 }
 
-wait_up() { # port
-	for _ in $(seq 100); do
-		curl -sf "http://127.0.0.1:$(($1 + 2))/debug/pprof/" >/dev/null 2>&1 && return 0
-		sleep 0.2
+# users_csv FIRST N FILE: a SIPp injection file for users FIRST…FIRST+N-1.
+users_csv() {
+	awk -v a="$1" -v n="$2" 'BEGIN { print "SEQUENTIAL"; for (i = a; i < a + n; i++) printf "u%d;[authentication username=u%d password=pass%d]\n", i, i, i }' >"$3"
+}
+
+# start SYSTEM DIR: starts Switchboard or Kamailio on its port and sets
+# srv (PID) and sport (SIP port).
+start() {
+	local sys=$1 dir=$2
+	case $sys in
+	switchboard)
+		rm -f "$dir/sb.db"*
+		$bin serve --config "$dir/sb.yaml" 2>"$dir/sb.log" &
+		srv=$!
+		sport=$port
+		for _ in $(seq 300); do
+			curl -sf "http://127.0.0.1:$((port + 2))/debug/pprof/" >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+		;;
+	kamailio)
+		kamailio -f bench/kamailio/kamailio.cfg -DD -E -m 1024 -M 32 -l "udp:127.0.0.1:$kport" \
+			-A "DBURL=\"text://$dir/kdb\"" -A "CTLSOCK=\"unix:$dir/kam.ctl\"" >"$dir/kam.log" 2>&1 &
+		srv=$!
+		sport=$kport
+		for _ in $(seq 300); do
+			kamcmd -s "unix:$dir/kam.ctl" core.version >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+		;;
+	esac
+	pids+=("$srv")
+	sleep 0.5
+}
+stop() {
+	kill "$srv" 2>/dev/null || true
+	wait "$srv" 2>/dev/null || true
+}
+kamailio_cmd() { echo "kamailio -f bench/kamailio/kamailio.cfg -DD -E -m 1024 -M 32 -l udp:127.0.0.1:$kport -A 'DBURL=\"text://DIR/kdb\"'"; }
+
+if ! skip register; then
+	echo "== REGISTER with digest auth: rates ${REG_RATES}/s, ${REG_SECS}s each, $REG_USERS users, $REPS reps"
+	dir=$work/reg
+	switchboard_config "$REG_USERS" "$dir"
+	users_csv 0 "$REG_USERS" "$dir/users.csv"
+	regcmd="sipp 127.0.0.1:PORT -sf sipp/register_auth.xml -inf users.csv -r RATE -m RATE*$REG_SECS -l 2*RATE -recv_timeout 5000 -i 127.0.0.1 -nostdin"
+	command_of register switchboard "bin/switchboard serve --config sb.yaml ($REG_USERS users); $regcmd"
+	command_of register kamailio "$(kamailio_cmd); $regcmd"
+	for rep in $(seq "$REPS"); do
+		for sys in switchboard kamailio; do
+			start $sys "$dir"
+			for rate in $REG_RATES; do
+				c0=$(cpu_s "$srv")
+				t0=$(date +%s.%N)
+				sipp 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/users.csv" -r "$rate" -m $((rate * REG_SECS)) \
+					-l $((rate * 2)) -recv_timeout 5000 -timeout $((REG_SECS + 20))s -i 127.0.0.1 -p $((port + 10)) \
+					-nostdin >"$dir/sipp.txt" 2>&1 || true
+				wall=$(secs_since "$t0")
+				c1=$(cpu_s "$srv")
+				read -r ok bad < <(sipp_counts "$dir/sipp.txt")
+				cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')
+				record register $sys "$rate" "$rep" ok "$ok"
+				record register $sys "$rate" "$rep" failed "$bad"
+				record register $sys "$rate" "$rep" wall_s "$wall"
+				record register $sys "$rate" "$rep" cpu_s "$cpu"
+				record register $sys "$rate" "$rep" pss_kib "$(pss_kib "$srv")"
+				printf '  rep %d %-11s offered %5d/s: ok %6d failed %4d in %5.1fs = %6.0f/s, server CPU %5.2fs (%.0f us/REGISTER)\n' \
+					"$rep" $sys "$rate" "$ok" "$bad" "$wall" "$(awk -v a="$ok" -v w="$wall" 'BEGIN { print a / w }')" "$cpu" \
+					"$(awk -v c="$cpu" -v n="$ok" 'BEGIN { print n ? 1e6 * c / n : 0 }')"
+				sleep 1
+			done
+			stop
+		done
 	done
-	echo "server did not start" >&2
-	return 1
-}
+fi
 
-heap_inuse() { # port
-	curl -s "http://127.0.0.1:$(($1 + 2))/debug/pprof/heap?debug=1&gc=1" | awk '/^# HeapInuse/ { print $4 }'
-}
+if ! skip bindings; then
+	last=${BIND_STEPS##* }
+	echo "== memory per binding: ${BIND_STEPS// /, } registrations"
+	dir=$work/bind
+	switchboard_config "$last" "$dir"
+	command_of bindings switchboard "bin/switchboard serve --config sb.yaml ($last users); sipp -sf sipp/register_auth.xml -inf users-STEP.csv -r 5000 (each step); HeapInuse from /debug/pprof/heap?gc=1 after ${BIND_WAIT}s; PSS from /proc/PID/smaps_rollup"
+	command_of bindings kamailio "$(kamailio_cmd); the same sipp runs; shared memory real_used from kamcmd core.shmmem; PSS of the process tree"
+	heap() { curl -s "http://127.0.0.1:$((port + 2))/debug/pprof/heap?debug=1&gc=1" | awk '/^# HeapInuse/ { print $4 }'; }
+	shm() { kamcmd -s "unix:$dir/kam.ctl" core.shmmem | awk '/real_used:/ { print $2 }'; }
+	for sys in switchboard kamailio; do
+		start $sys "$dir"
+		if [ $sys = switchboard ]; then base=$(heap); else base=$(shm); fi
+		pss0=$(pss_kib "$srv")
+		done_n=0
+		for n in $BIND_STEPS; do
+			users_csv "$done_n" $((n - done_n)) "$dir/step.csv"
+			sipp 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/step.csv" -r 5000 -m $((n - done_n)) -l 10000 \
+				-recv_timeout 5000 -timeout 120s -i 127.0.0.1 -p $((port + 10)) -nostdin >"$dir/sipp.txt" 2>&1 || true
+			read -r ok bad < <(sipp_counts "$dir/sipp.txt")
+			done_n=$n
+			if [ $sys = switchboard ]; then
+				sleep "$BIND_WAIT" # non-INVITE server transactions live 64*T1 after the answer
+				mem=$(heap)
+			else
+				sleep 2
+				mem=$(shm)
+			fi
+			pss=$(pss_kib "$srv")
+			record bindings $sys "$n" 1 failed "$bad"
+			record bindings $sys "$n" 1 mem_bytes $((mem - base))
+			record bindings $sys "$n" 1 pss_kib $((pss - pss0))
+			printf '  %-11s %6d bindings (failed %d): %s +%d B = %.0f B/binding, PSS +%d KiB\n' $sys "$n" "$bad" \
+				"$([ $sys = switchboard ] && echo heap || echo shm)" $((mem - base)) "$(awk -v m=$((mem - base)) -v n="$n" 'BEGIN { print m / n }')" $((pss - pss0))
+		done
+		stop
+	done
+fi
 
-# sipp_summary FILE: successful, failed and elapsed seconds of a SIPp run.
-sipp_summary() {
-	awk '/Successful call/ { ok = $NF } /Failed call/ { bad = $NF } END { printf "%s %s\n", ok, bad }' "$1"
-}
+if ! skip calls; then
+	echo "== call setup (INVITE/407/INVITE/200/ACK/BYE): rates ${CPS_RATES}/s, ${CPS_SECS}s each, $REPS reps"
+	dir=$work/cps
+	switchboard_config 2 "$dir"
+	users_csv 1 1 "$dir/uas.csv"
+	users_csv 0 1 "$dir/uac.csv"
+	cpscmd="sipp 127.0.0.1:PORT -sf sipp/uac_setup.xml -inf uac.csv -s u1 -r RATE -m RATE*$CPS_SECS -l 5*RATE -d 100 -recv_timeout 5000; callee: sipp -sf sipp/uas_answer.xml, registered as u1"
+	command_of calls switchboard "bin/switchboard serve --config sb.yaml (B2BUA, relay ports allocated per call); $cpscmd"
+	command_of calls kamailio "$(kamailio_cmd) (stateful proxy, record-route); $cpscmd"
+	for rep in $(seq "$REPS"); do
+		for sys in switchboard kamailio; do
+			start $sys "$dir"
+			sipp 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/uas.csv" -m 1 -i 127.0.0.1 -p $((port + 20)) \
+				-nostdin -timeout 10s >/dev/null 2>&1 || true
+			sipp -sf sipp/uas_answer.xml -i 127.0.0.1 -p $((port + 20)) -mi 127.0.0.1 -mp 36000 -nostdin \
+				-timeout $((CPS_SECS * 4 + 60))s >"$dir/uas.txt" 2>&1 &
+			uas=$!
+			pids+=("$uas")
+			sleep 0.3
+			for rate in $CPS_RATES; do
+				c0=$(cpu_s "$srv")
+				t0=$(date +%s.%N)
+				sipp 127.0.0.1:$sport -sf sipp/uac_setup.xml -inf "$dir/uac.csv" -s u1 -r "$rate" -m $((rate * CPS_SECS)) \
+					-l $((rate * 5)) -d 100 -recv_timeout 5000 -timeout $((CPS_SECS + 20))s -i 127.0.0.1 -p $((port + 30)) \
+					-mi 127.0.0.1 -mp 36100 -nostdin >"$dir/sipp.txt" 2>&1 || true
+				wall=$(secs_since "$t0")
+				c1=$(cpu_s "$srv")
+				read -r ok bad < <(sipp_counts "$dir/sipp.txt")
+				cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')
+				record calls $sys "$rate" "$rep" ok "$ok"
+				record calls $sys "$rate" "$rep" failed "$bad"
+				record calls $sys "$rate" "$rep" wall_s "$wall"
+				record calls $sys "$rate" "$rep" cpu_s "$cpu"
+				record calls $sys "$rate" "$rep" pss_kib "$(pss_kib "$srv")"
+				printf '  rep %d %-11s offered %5d/s: ok %6d failed %4d in %5.1fs = %6.0f/s, server CPU %5.2fs (%.0f us/call)\n' \
+					"$rep" $sys "$rate" "$ok" "$bad" "$wall" "$(awk -v a="$ok" -v w="$wall" 'BEGIN { print a / w }')" "$cpu" \
+					"$(awk -v c="$cpu" -v n="$ok" 'BEGIN { print n ? 1e6 * c / n : 0 }')"
+				sleep 1
+			done
+			kill "$uas" 2>/dev/null || true
+			wait "$uas" 2>/dev/null || true
+			stop
+		done
+	done
+fi
 
-make build >/dev/null
-port=25060
+if ! skip relay; then
+	echo "== relay: rtpload sweep --calls $RELAY_CALLS, ${RELAY_SECS}s windows, Switchboard's relay and rtpengine (userspace), $REPS reps"
+	rcmd="bin/rtpload sweep --calls $RELAY_CALLS --duration ${RELAY_SECS}s --warmup 1s --json"
+	command_of relay switchboard "$rcmd --relay switchboard"
+	command_of relay rtpengine "$rcmd --relay rtpengine (rtpengine --table=-1: userspace forwarding)"
+	for rep in $(seq "$REPS"); do
+		for sys in switchboard rtpengine; do
+			bin/rtpload sweep --calls "$RELAY_CALLS" --duration "${RELAY_SECS}s" --warmup 1s --relay $sys --json \
+				>"$out/relay-$sys-$rep.json" 2>"$work/relay.err" || { cat "$work/relay.err" >&2; exit 1; }
+			echo "  rep $rep $sys: $out/relay-$sys-$rep.json"
+		done
+	done
+fi
 
-echo "== SIPp REGISTER with digest auth: ${REG_RATE}/s offered for ${REG_SECS}s"
-users 20000 "$work/reg.yaml" "$work/reg.csv" $port "$work/reg"
-$bin serve --config "$work/reg.yaml" 2>"$work/reg.log" &
-srv=$!
-wait_up $port
-total=$((REG_RATE * REG_SECS))
-start=$(date +%s.%N)
-sipp 127.0.0.1:$port -sf sipp/register_auth.xml -inf "$work/reg.csv" -m $total -r "$REG_RATE" -l $((REG_RATE * 2)) \
-	-i 127.0.0.1 -p $((port + 10)) -nostdin -timeout $((REG_SECS + 30))s -timeout_error >"$work/reg-sipp.txt" 2>&1 || true
-end=$(date +%s.%N)
-cpu=$(ps -o times= -p $srv)
-read -r ok bad < <(sipp_summary "$work/reg-sipp.txt")
-kill $srv; wait $srv || true
-secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
-printf 'register: offered=%s/s ok=%s failed=%s wall=%.1fs achieved=%.0f/s server_cpu_s=%s\n' \
-	"$REG_RATE" "$ok" "$bad" "$secs" "$(awk -v a="$ok" -v b="$secs" 'BEGIN { print a / b }')" "$cpu" | tee "$out/register.txt"
-
-echo "== memory per binding: ${BINDINGS} registrations"
-users "$BINDINGS" "$work/mem.yaml" "$work/mem.csv" $port "$work/mem"
-$bin serve --config "$work/mem.yaml" 2>"$work/mem.log" &
-srv=$!
-wait_up $port
-before=$(heap_inuse $port)
-sipp 127.0.0.1:$port -sf sipp/register_auth.xml -inf "$work/mem.csv" -m "$BINDINGS" -r 3000 -l 6000 \
-	-i 127.0.0.1 -p $((port + 10)) -nostdin -timeout 120s -timeout_error >"$work/mem-sipp.txt" 2>&1 || true
-read -r ok bad < <(sipp_summary "$work/mem-sipp.txt")
-sleep 35 # let SIP transactions finish (64*T1) so only bindings remain
-after=$(heap_inuse $port)
-kill $srv; wait $srv || true
-printf 'memory: bindings=%s failed=%s heap_before=%s heap_after=%s bytes_per_binding=%.0f\n' \
-	"$ok" "$bad" "$before" "$after" "$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN { print (a - b) / n }')" | tee "$out/memory.txt"
-
-echo "== SIPp call setup (INVITE/407/INVITE/200/ACK/BYE, relay ports allocated): ${CPS}/s for ${CPS_SECS}s"
-users 2 "$work/cps.yaml" "$work/cps.csv" $port "$work/cps"
-$bin serve --config "$work/cps.yaml" 2>"$work/cps.log" &
-srv=$!
-wait_up $port
-printf 'SEQUENTIAL\nu1;[authentication username=u1 password=pass1]\n' >"$work/uas.csv"
-printf 'SEQUENTIAL\nu0;[authentication username=u0 password=pass0]\n' >"$work/uac.csv"
-sipp 127.0.0.1:$port -sf sipp/register_auth.xml -inf "$work/uas.csv" -m 1 -i 127.0.0.1 -p $((port + 20)) -nostdin >/dev/null 2>&1
-sipp -sn uas -i 127.0.0.1 -p $((port + 20)) -mi 127.0.0.1 -mp 36000 -nostdin -bg >/dev/null 2>&1
-total=$((CPS * CPS_SECS))
-start=$(date +%s.%N)
-sipp 127.0.0.1:$port -sf sipp/uac_setup.xml -inf "$work/uac.csv" -s u1 -m $total -r "$CPS" -l $((CPS * 5)) -d 100 \
-	-i 127.0.0.1 -p $((port + 30)) -mi 127.0.0.1 -mp 36100 -nostdin -timeout $((CPS_SECS + 40))s -timeout_error >"$work/cps-sipp.txt" 2>&1 || true
-end=$(date +%s.%N)
-cpu=$(ps -o times= -p $srv)
-read -r ok bad < <(sipp_summary "$work/cps-sipp.txt")
-pkill -f "sipp -sn uas -i 127.0.0.1 -p $((port + 20))" || true
-kill $srv; wait $srv || true
-secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
-printf 'calls: offered=%s/s ok=%s failed=%s wall=%.1fs achieved=%.0f/s server_cpu_s=%s\n' \
-	"$CPS" "$ok" "$bad" "$secs" "$(awk -v a="$ok" -v b="$secs" 'BEGIN { print a / b }')" "$cpu" | tee "$out/calls.txt"
-
-echo "== relay capacity: rtpload sweep (docs/bench/relay-load.txt)"
-# rtpload runs the media relay in a child process and drives it with calls on
-# 127.0.0.1: two phones per call, 50 packets/s of 172-byte PCMU RTP each way.
-# Each run is bounded by its call count and RELAY_SECS (plus a 2 s warm-up).
-#   RELAY_CALLS  call counts to sweep (default 100,250,500,1000,2000)
-#   RELAY_SECS   measured seconds per run (default 10)
-RELAY_CALLS=${RELAY_CALLS:-100,250,500,1000,2000}
-RELAY_SECS=${RELAY_SECS:-10}
-CGO_ENABLED=0 go build -trimpath -o bin/rtpload ./cmd/rtpload
-udp_errors() { netstat -su 2>/dev/null | awk '/receive buffer errors/ { print $1 }'; }
-rcvbuf_before=$(udp_errors)
-{
-	printf '# rtpload sweep --calls %s --duration %ss, %s, %s CPUs, load average before: %s\n' \
-		"$RELAY_CALLS" "$RELAY_SECS" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-	bin/rtpload sweep --calls "$RELAY_CALLS" --duration "${RELAY_SECS}s"
-	printf 'netstat -su receive buffer errors: before %s, after %s\n' "${rcvbuf_before:-?}" "$(udp_errors)"
-} | tee "$out/relay-load.txt"
-
-echo "== done: figures in $out/"
+echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
+bin/benchchart report --dir "$out" --doc docs/benchmarks.md --chart "$out/chart.svg"
+echo "== wrote docs/benchmarks.md and $out/chart.svg"

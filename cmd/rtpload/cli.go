@@ -22,6 +22,9 @@ func loadFlags(fs *flag.FlagSet, cfg *genConfig, addr *string) {
 	fs.StringVar(&cfg.Readers, "readers", readersEpoll, `how the phones read: "epoll" (few goroutines) or "goroutine" (one per socket)`)
 	fs.BoolVar(&cfg.Direct, "direct", false, "no relay: phones send to each other (the generator's own ceiling)")
 	fs.IntVar(&cfg.RelayProcs, "relay-gomaxprocs", 0, "GOMAXPROCS of the relay child (default: Go's choice)")
+	fs.StringVar(&cfg.Relay, "relay", relayOwn, `relay under test: "switchboard" (media.Relay in a child) or "rtpengine" (userspace, via its ng protocol)`)
+	fs.StringVar(&cfg.RTPEngine, "rtpengine", "rtpengine", "rtpengine `executable`, for --relay rtpengine")
+	fs.IntVar(&cfg.RelayThreads, "relay-threads", 0, "rtpengine --num-threads (default: rtpengine's choice, one per CPU)")
 	fs.StringVar(addr, "addr", "127.0.0.1", "loopback `address` of phones and relay")
 	fs.StringVar(&cfg.Ports, "ports", defaultPorts, "relay port `range`")
 }

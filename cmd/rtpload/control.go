@@ -88,8 +88,23 @@ func (p *relayProc) call(cmd string) (data []string, ok string, err error) {
 	return data, "", fmt.Errorf("relay %s: %w", cmd, err)
 }
 
-// Open allocates n sessions and returns their ports.
-func (p *relayProc) Open(n int) ([]legPorts, error) {
+// Open allocates a session per call, gives each the phones' addresses and
+// returns their ports.
+func (p *relayProc) Open(calls []callAddrs) ([]legPorts, error) {
+	ports, err := p.open(len(calls))
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range calls {
+		if err := p.setRemote(i, c.a, c.b); err != nil {
+			return nil, err
+		}
+	}
+	return ports, nil
+}
+
+// open allocates n sessions and returns their ports.
+func (p *relayProc) open(n int) ([]legPorts, error) {
 	data, _, err := p.call("open " + strconv.Itoa(n))
 	if err != nil {
 		return nil, err
@@ -109,9 +124,9 @@ func (p *relayProc) Open(n int) ([]legPorts, error) {
 	return ports, nil
 }
 
-// SetRemote gives session i the phones' addresses, as signalling would from
+// setRemote gives session i the phones' addresses, as signalling would from
 // their SDP.
-func (p *relayProc) SetRemote(i int, a, b netip.AddrPort) error {
+func (p *relayProc) setRemote(i int, a, b netip.AddrPort) error {
 	_, _, err := p.call(fmt.Sprintf("remote %d %s %s", i, a, b))
 	return err
 }

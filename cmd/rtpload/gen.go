@@ -62,6 +62,14 @@ type genConfig struct {
 	// RelayCPUProfile, if set, is where the relay child writes a CPU
 	// profile.
 	RelayCPUProfile string `json:"-"`
+	// Relay is the relay under test: "switchboard" (default: media.Relay
+	// in an "rtpload relay" child) or "rtpengine" (userspace forwarding,
+	// controlled over its ng protocol).
+	Relay string `json:"relay"`
+	// RTPEngine is the rtpengine executable (default "rtpengine").
+	RTPEngine string `json:"-"`
+	// RelayThreads, if not zero, is rtpengine's --num-threads.
+	RelayThreads int `json:"relay_threads,omitempty"`
 	// RelayArgv overrides the relay child's command line (tests).
 	RelayArgv []string `json:"-"`
 }
@@ -94,6 +102,12 @@ func (c genConfig) withDefaults() genConfig {
 	}
 	if c.Ports == "" {
 		c.Ports = defaultPorts
+	}
+	if c.Relay == "" {
+		c.Relay = relayOwn
+	}
+	if c.RTPEngine == "" {
+		c.RTPEngine = "rtpengine"
 	}
 	return c
 }
@@ -131,6 +145,12 @@ func (c genConfig) Validate() error {
 	if c.Readers != readersEpoll && c.Readers != readersGoroutine {
 		errs = append(errs, fmt.Errorf("readers %q is not %q or %q", c.Readers, readersEpoll, readersGoroutine))
 	}
+	if c.Relay != relayOwn && c.Relay != relayRTPEngine {
+		errs = append(errs, fmt.Errorf("relay %q is not %q or %q", c.Relay, relayOwn, relayRTPEngine))
+	}
+	if c.RelayThreads < 0 || c.RelayThreads > 64 {
+		errs = append(errs, fmt.Errorf("relay threads %d is outside 0-64", c.RelayThreads))
+	}
 	if !c.Addr.Unmap().Is4() || !c.Addr.IsLoopback() {
 		errs = append(errs, fmt.Errorf("addr %s is not an IPv4 loopback address", c.Addr))
 	}
@@ -144,17 +164,31 @@ func (c genConfig) Validate() error {
 func (c genConfig) period() time.Duration { return time.Second / time.Duration(c.PPS) }
 
 // relayControl is what a run needs from the relay under test. relayProc
-// implements it for "rtpload relay"; another relay (rtpengine's ng control
-// protocol) can be put behind it.
+// implements it for "rtpload relay" and ngRelay for rtpengine, driven
+// through its ng control protocol.
 type relayControl interface {
 	Pid() int
-	Open(n int) ([]legPorts, error)
-	SetRemote(i int, a, b netip.AddrPort) error
+	// Open creates one session per call, given the addresses of its two
+	// phones (as signalling would from their SDP), and returns the relay
+	// ports each phone sends to.
+	Open(calls []callAddrs) ([]legPorts, error)
 	Stats() (relayStats, error)
 	Close() error
 }
 
-var _ relayControl = (*relayProc)(nil)
+// callAddrs are the addresses of a call's phones A and B.
+type callAddrs struct{ a, b netip.AddrPort }
+
+// Relays under test, see genConfig.Relay.
+const (
+	relayOwn       = "switchboard"
+	relayRTPEngine = "rtpengine"
+)
+
+var (
+	_ relayControl = (*relayProc)(nil)
+	_ relayControl = (*ngRelay)(nil)
+)
 
 // sample is what is read at the edges of the measurement window.
 type sample struct {
@@ -198,19 +232,8 @@ func runGen(ctx context.Context, cfg genConfig, stderr io.Writer) (res result, r
 		return res, err
 	}
 
-	var ports []legPorts
 	if !cfg.Direct {
-		argv := cfg.RelayArgv
-		if argv == nil {
-			if argv, err = relayArgv(cfg.Addr, cfg.Ports, cfg.RelayCPUProfile); err != nil {
-				return res, err
-			}
-		}
-		var env []string
-		if cfg.RelayProcs > 0 {
-			env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(cfg.RelayProcs))
-		}
-		relay, err := startRelay(ctx, argv, env, stderr)
+		relay, err := startRelayUnderTest(ctx, cfg, stderr)
 		if err != nil {
 			return res, err
 		}
@@ -226,20 +249,20 @@ func runGen(ctx context.Context, cfg genConfig, stderr io.Writer) (res result, r
 		if res.RSSBeforeKiB, err = procRSS(relay.Pid()); err != nil {
 			return res, err
 		}
-		if ports, err = relay.Open(cfg.Calls); err != nil {
-			return res, err
-		}
 	}
-	if err := r.makePhones(ports); err != nil {
+	if err := r.makePhones(); err != nil {
 		r.closePhones()
 		return res, err
 	}
 	defer r.closePhones()
+	var ports []legPorts
 	if r.relay != nil {
-		for i := range cfg.Calls {
-			if err := r.relay.SetRemote(i, r.phones[2*i].addr, r.phones[2*i+1].addr); err != nil {
-				return res, err
-			}
+		calls := make([]callAddrs, cfg.Calls)
+		for i := range calls {
+			calls[i] = callAddrs{r.phones[2*i].addr, r.phones[2*i+1].addr}
+		}
+		if ports, err = r.relay.Open(calls); err != nil {
+			return res, err
 		}
 		if res.RSSOpenKiB, err = procRSS(r.relay.Pid()); err != nil {
 			return res, err
@@ -247,6 +270,9 @@ func runGen(ctx context.Context, cfg genConfig, stderr io.Writer) (res result, r
 		if res.relayOpen, err = r.relay.Stats(); err != nil {
 			return res, err
 		}
+	}
+	if err := r.connectPhones(ports); err != nil {
+		return res, err
 	}
 
 	s0, s1, err := r.drive(ctx)
@@ -267,10 +293,9 @@ func runGen(ctx context.Context, cfg genConfig, stderr io.Writer) (res result, r
 	return res, nil
 }
 
-// makePhones binds two phones per call, A (index 2i) and B (2i+1), spreads
-// their send times evenly over the packet period and connects each to its
-// relay leg, or in direct mode to the other phone.
-func (r *loadRun) makePhones(ports []legPorts) error {
+// makePhones binds two phones per call, A (index 2i) and B (2i+1), and
+// spreads their send times evenly over the packet period.
+func (r *loadRun) makePhones() error {
 	n := 2 * r.cfg.Calls
 	period := r.cfg.period()
 	for i := range n {
@@ -281,6 +306,12 @@ func (r *loadRun) makePhones(ports []legPorts) error {
 		p.offset = period * time.Duration(i) / time.Duration(n)
 		r.phones = append(r.phones, p)
 	}
+	return nil
+}
+
+// connectPhones connects each phone to its relay leg, or with no ports
+// (direct mode) to the other phone.
+func (r *loadRun) connectPhones(ports []legPorts) error {
 	for i, p := range r.phones {
 		dst := r.phones[i^1].addr
 		if ports != nil {
@@ -295,6 +326,25 @@ func (r *loadRun) makePhones(ports []legPorts) error {
 		}
 	}
 	return nil
+}
+
+// startRelayUnderTest starts the relay cfg names.
+func startRelayUnderTest(ctx context.Context, cfg genConfig, stderr io.Writer) (relayControl, error) {
+	if cfg.Relay == relayRTPEngine {
+		return startNGRelay(ctx, cfg, stderr)
+	}
+	argv := cfg.RelayArgv
+	if argv == nil {
+		var err error
+		if argv, err = relayArgv(cfg.Addr, cfg.Ports, cfg.RelayCPUProfile); err != nil {
+			return nil, err
+		}
+	}
+	var env []string
+	if cfg.RelayProcs > 0 {
+		env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(cfg.RelayProcs))
+	}
+	return startRelay(ctx, argv, env, stderr)
 }
 
 // closePhones closes every phone's socket, which ends its reader.

@@ -8,8 +8,9 @@
 //
 // The relay runs behind a process boundary (rtpload re-executes itself as
 // "rtpload relay" and talks to it over stdin and stdout, see relay.go) so that
-// its CPU time and memory are measured on their own and another relay, such
-// as rtpengine, can be put in its place later.
+// its CPU time and memory are measured on their own; with --relay rtpengine,
+// rtpengine in userspace mode takes its place, driven through its ng control
+// protocol (ngrelay.go), for a side-by-side comparison.
 //
 // All traffic stays on 127.0.0.1, and every load is bounded: see the limits
 // in genConfig.Validate.
@@ -25,7 +26,7 @@ import (
 )
 
 const usage = `usage:
-  rtpload gen   --calls N [--duration 20s] [--pps 50] [--size 172] [--json]
+  rtpload gen   --calls N [--duration 20s] [--pps 50] [--size 172] [--relay switchboard|rtpengine] [--json]
                 run N calls through a relay child process and report one line
   rtpload sweep --calls 100,250,500,1000,2000 [--duration 10s] [--json]
                 run gen for each call count and print a table
