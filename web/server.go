@@ -40,6 +40,8 @@ type Deps struct {
 	Trunks Trunks
 	// CallResults is optional: without it there is no calls-by-result metric.
 	CallResults CallResults
+	// Reloader is optional: without it there is no reload operation.
+	Reloader Reloader
 	Log         *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -94,6 +96,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
 	s.api = newAPI(s)
+	if deps.Reloader != nil {
+		s.registerReload(s.api, deps.Reloader)
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", newMetrics(s, deps.CallResults))

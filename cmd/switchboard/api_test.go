@@ -477,6 +477,12 @@ func TestAPI(t *testing.T) {
 		}
 	})
 
+	var rr web.ReloadResult
+	e.api("POST", "/api/v1/reload", nil, 200, &rr)
+	if len(rr.Applied) == 0 || rr.Applied[0] != "users" || rr.RestartNeeded == nil {
+		t.Fatalf("reload: %+v", rr)
+	}
+
 	if left := e.doc.Unexercised(); len(left) > 0 {
 		t.Fatalf("operations of the OpenAPI document never exercised: %v", left)
 	}

@@ -44,6 +44,8 @@ commands:
   trunks                                  trunks and their state
   records [--user U] [--result R] [--limit N]
                                           call records, newest first (default 20)
+  reload                                  read the config file again (users, trunks,
+                                          webhooks); an invalid file is refused
 
 Without --password the password is prompted for on a terminal, or read
 from the first line of standard input.
@@ -207,6 +209,8 @@ func (c *ctl) run(ctx context.Context, cmd string, args []string) error {
 		return c.trunks(ctx, args)
 	case "records":
 		return c.records(ctx, args)
+	case "reload":
+		return c.reload(ctx, args)
 	case "help":
 		fmt.Fprint(c.stdout, ctlUsage)
 		return nil
@@ -606,4 +610,22 @@ func (c *ctl) password(user, given string, set bool) (string, error) {
 		return "", usageError("no password: give --password, type it on a terminal, or pipe it on standard input")
 	}
 	return pw, nil
+}
+
+func (c *ctl) reload(ctx context.Context, args []string) error {
+	if _, err := c.parse("reload", flag.NewFlagSet("reload", flag.ContinueOnError), args, 0); err != nil {
+		return err
+	}
+	var res web.ReloadResult
+	if err := c.do(ctx, http.MethodPost, "/api/v1/reload", nil, &res); err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(res)
+	}
+	fmt.Fprintf(c.stdout, "reloaded: %s\n", strings.Join(res.Applied, ", "))
+	if len(res.RestartNeeded) > 0 {
+		fmt.Fprintf(c.stdout, "changed, applied at the next start: %s\n", strings.Join(res.RestartNeeded, ", "))
+	}
+	return nil
 }

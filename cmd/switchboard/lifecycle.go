@@ -69,15 +69,14 @@ func (l *lifecycle) notifySignals() {
 // progress have drainTimeout (or until the second Stop) to end; then stop
 // ends every component, and the SIP server ends what is left with BYE.
 func (l *lifecycle) run(ctx context.Context, sipSrv *sip.Server, webSrv *web.Server, drainTimeout time.Duration,
-	reload func(context.Context), stop context.CancelFunc, log *slog.Logger) error {
+	reload *reloader, stop context.CancelFunc, log *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-l.reload:
-			if reload != nil {
-				reload(ctx)
-			}
+			// Reload logs its outcome; a refused file changes nothing.
+			_, _ = reload.Reload(ctx)
 		case <-l.drain:
 			webSrv.SetReady(false)
 			log.Info("stopping: draining calls", "active_calls", sipSrv.ActiveCalls(), "drain_timeout", drainTimeout.String())

@@ -362,7 +362,7 @@ func TestSecondSIGTERMStopsAtOnce(t *testing.T) {
 	startHeldCall(t, ctx, dir, sipPort, 30*time.Second)
 	c.waitAnswered(1, 15*time.Second)
 	c.signal(syscall.SIGTERM)
-	time.Sleep(500 * time.Millisecond)
+	waitLog(t, c, "stopping: draining calls", 10*time.Second)
 	start := time.Now()
 	c.signal(syscall.SIGTERM)
 	if code := c.wait(20 * time.Second); code != 0 {

@@ -41,7 +41,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, lc *lifecycl
 		return 2
 	}
 	log := newLogger(cfg.Log, stderr)
-	if err := serve(ctx, cfg, log, lc); err != nil {
+	if err := serve(ctx, cfg, *path, log, lc); err != nil {
 		log.Error("switchboard stopped", "error", err)
 		return 1
 	}
@@ -60,7 +60,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // serve runs every component until ctx ends, lc has it stop, or one of
 // them fails.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, lc *lifecycle) error {
+func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, lc *lifecycle) error {
 	log.Info("switchboard starting", "version", version)
 	st, err := store.Open(ctx, cfg.Storage.Path, log)
 	if err != nil {
@@ -91,7 +91,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, lc *lifecy
 		return err
 	}
 	app := newApp(sipSrv, st, cfg.SIP.Domain)
-	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, CallResults: app.results, Log: log})
+	reload := newReloader(cfgPath, cfg, st, sipSrv, log)
+	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, CallResults: app.results, Reloader: reload, Log: log})
 	if err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, lc *lifecy
 	defer stop()
 	g, gctx := errgroup.WithContext(stopCtx)
 	if lc != nil {
-		g.Go(func() error { return lc.run(gctx, sipSrv, webSrv, cfg.SIP.DrainTimeout.D(), nil, stop, log) })
+		g.Go(func() error { return lc.run(gctx, sipSrv, webSrv, cfg.SIP.DrainTimeout.D(), reload, stop, log) })
 	}
 	// Stopping order: SIP (the last events are written), then the
 	// recorder (it writes what is queued), then the deliverer; the store
