@@ -42,7 +42,7 @@ type Deps struct {
 	CallResults CallResults
 	// Reloader is optional: without it there is no reload operation.
 	Reloader Reloader
-	Log         *slog.Logger
+	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
