@@ -31,10 +31,7 @@ var (
 // newEventPlane tells the store which webhooks to queue events for; call it
 // before anything writes an event.
 func newEventPlane(cfg *config.Config, st *store.Store, log *slog.Logger) (*eventPlane, error) {
-	wc := webhook.Config{RetryPeriod: cfg.Events.RetryPeriod.D()}
-	for _, w := range cfg.Webhooks {
-		wc.Webhooks = append(wc.Webhooks, webhook.Target{URL: w.URL, Secret: w.Secret, Events: w.Events})
-	}
+	wc := webhook.Config{RetryPeriod: cfg.Events.RetryPeriod.D(), Webhooks: webhookTargets(cfg)}
 	d, err := webhook.New(wc, st, log)
 	if err != nil {
 		return nil, err
@@ -71,4 +68,13 @@ func (p *eventPlane) prune(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// webhookTargets are the file's webhooks as the deliverer takes them.
+func webhookTargets(cfg *config.Config) []webhook.Target {
+	var out []webhook.Target
+	for _, w := range cfg.Webhooks {
+		out = append(out, webhook.Target{URL: w.URL, Secret: w.Secret, Events: w.Events})
+	}
+	return out
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +97,16 @@ func TestReload(t *testing.T) {
 	body, _ := os.ReadFile(next)
 	body = bytes.Replace(body, []byte(filepath.Dir(next)), []byte(dir), -1)
 	body = append(body, []byte("media:\n  port_min: 20000\n  port_max: 21999\n")...)
+	hooks := make(chan string, 100)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case hooks <- string(b):
+		default:
+		}
+	}))
+	defer receiver.Close()
+	body = append(body, []byte(fmt.Sprintf("webhooks:\n  - {url: %q, secret: \"reload-secret-1\"}\n", receiver.URL+"/hook"))...)
 	if err := os.WriteFile(cfg, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +115,16 @@ func TestReload(t *testing.T) {
 	if err := sippRegister(t, dir, sipPort, "1003", "carol-1003"); err != nil {
 		t.Fatalf("1003 after reload: %v", err)
 	}
+	// The webhook added by the reload hears of it.
+	deadline := time.After(15 * time.Second)
+	for got := false; !got; {
+		select {
+		case b := <-hooks:
+			got = strings.Contains(b, `"registration.created"`) && strings.Contains(b, `"1003"`)
+		case <-deadline:
+			t.Fatal("the webhook added by reload got no registration.created for 1003")
+		}
+	}
 	if err := sippRegister(t, dir, sipPort, "1001", "alice-1001"); err == nil {
 		t.Error("1001 still registers after leaving the file")
 	}
@@ -110,7 +132,7 @@ func TestReload(t *testing.T) {
 		t.Error("the reload did not report media.port_max as needing a restart")
 	}
 	code, stdout, stderr := ctlReload(t, sock)
-	if code != exitOK || !strings.Contains(stdout, "reloaded: users") || !strings.Contains(stdout, "media.port_max") {
+	if code != exitOK || !strings.Contains(stdout, "reloaded: users, webhooks") || !strings.Contains(stdout, "media.port_max") {
 		t.Errorf("ctl reload: exit %d, %q %q", code, stdout, stderr)
 	}
 

@@ -92,6 +92,9 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	}
 	app := newApp(sipSrv, st, cfg.SIP.Domain)
 	reload := newReloader(cfgPath, cfg, st, sipSrv, log)
+	reload.OnReload("webhooks", func(_ context.Context, c *config.Config) error {
+		return ev.deliverer.SetWebhooks(webhookTargets(c))
+	})
 	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, CallResults: app.results, Reloader: reload, Log: log})
 	if err != nil {
 		return err
