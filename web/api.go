@@ -36,7 +36,10 @@ Passwords are write-only and never stored: only their digest hashes (HA1,
 MD5 and SHA-256) for the server's realm.
 
 **Calls** in progress are ended with ` + "`DELETE /api/v1/calls/{id}`" + ` (BYE to both
-sides). Placing calls (click-to-call) is not available yet.`
+sides). Placing calls (click-to-call) is not available yet.
+
+**Events** stream live at ` + "`GET /api/v1/events`" + ` (Server-Sent Events): the same
+events, with the same bodies, as the webhooks receive.`
 
 const (
 	tagUsers   = "Users"
@@ -45,6 +48,7 @@ const (
 	tagRecords = "Call records"
 	tagTrunks  = "Trunks"
 	tagServer  = "Server"
+	tagEvents  = "Events"
 )
 
 // newAPI builds the huma API on the server's mux and registers every
@@ -63,7 +67,7 @@ func newAPI(s *Server) huma.API {
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
 	cfg.Tags = []*huma.Tag{
-		{Name: tagUsers}, {Name: tagRegs}, {Name: tagCalls}, {Name: tagRecords}, {Name: tagTrunks}, {Name: tagServer},
+		{Name: tagUsers}, {Name: tagRegs}, {Name: tagCalls}, {Name: tagRecords}, {Name: tagTrunks}, {Name: tagEvents}, {Name: tagServer},
 	}
 	api := humago.New(s.mux, cfg)
 	s.registerUsers(api)
@@ -71,6 +75,7 @@ func newAPI(s *Server) huma.API {
 	s.registerCalls(api)
 	s.registerRecords(api)
 	s.registerServer(api)
+	s.registerEvents(api)
 	return api
 }
 

@@ -42,7 +42,9 @@ type Deps struct {
 	CallResults CallResults
 	// Reloader is optional: without it there is no reload operation.
 	Reloader Reloader
-	Log      *slog.Logger
+	// Events is optional: without it /api/v1/events answers 503.
+	Events EventLog
+	Log    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -61,6 +63,12 @@ type Server struct {
 	mux    *http.ServeMux
 	api    huma.API
 	tokens [][sha256.Size]byte
+
+	events EventLog
+	// stopCtx ends when the server starts stopping, which ends the
+	// long-lived event streams that Shutdown would otherwise wait for.
+	stopCtx context.Context
+	stop    context.CancelFunc
 }
 
 // New builds the server; it opens no socket until Run or RunControl.
@@ -88,7 +96,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		now:     deps.Now,
 		started: deps.Now(),
 		mux:     http.NewServeMux(),
+		events:  deps.Events,
 	}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {
 		if strings.TrimSpace(t) == "" {
 			return nil, fmt.Errorf("web: API token %d is empty", i)
@@ -228,6 +238,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) err
 		return fmt.Errorf("web: serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
+	s.stop()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -34,14 +34,15 @@ type testEnv struct {
 	http *httptest.Server
 	doc  *webtest.Doc
 	log  *bytes.Buffer
+	evs  *fakeEvents
 }
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, svc: newFake(), log: &bytes.Buffer{}}
+	e := &testEnv{t: t, svc: newFake(), log: &bytes.Buffer{}, evs: newFakeEvents()}
 	var err error
 	e.srv, err = New(Config{Tokens: []string{"other-token", testToken}, Version: "1.2.3"}, Deps{
-		Service: e.svc, CallResults: fakeResults{"answered": 3, "busy": 1},
+		Service: e.svc, CallResults: fakeResults{"answered": 3, "busy": 1}, Events: e.evs,
 		Log: slog.New(slog.NewTextHandler(e.log, nil)),
 	})
 	if err != nil {
@@ -443,6 +444,8 @@ func TestEveryOperationChecked(t *testing.T) {
 	} {
 		e.api(r.method, r.path, r.body, r.want, nil)
 	}
+	st := e.openStream(t, "")
+	st.close()
 	if left := e.doc.Unexercised(); len(left) > 0 {
 		t.Fatalf("operations never checked: %v", left)
 	}

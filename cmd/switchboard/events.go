@@ -10,6 +10,7 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/webhook"
 	"github.com/switchboard/switchboard/sip"
+	"github.com/switchboard/switchboard/web"
 )
 
 // eventPlane carries events from the signalling plane to webhooks (through
@@ -78,3 +79,51 @@ func webhookTargets(cfg *config.Config) []webhook.Target {
 	}
 	return out
 }
+
+// eventLog is the event plane as the web API's event stream sees it.
+type eventLog struct {
+	hub *events.Hub
+	st  *store.Store
+}
+
+var _ web.EventLog = eventLog{}
+
+func webEvent(e store.Event) web.Event {
+	return web.Event{Seq: e.Seq, ID: e.ID, Type: e.Type, Time: e.Time, Data: e.Data}
+}
+
+func (l eventLog) Subscribe(ctx context.Context) web.Subscription {
+	ch, cancel := l.hub.Subscribe(ctx)
+	return &hubSubscription{ch: ch, cancel: cancel}
+}
+
+func (l eventLog) EventsAfter(ctx context.Context, after int64, limit int) ([]web.Event, error) {
+	evs, err := l.st.Events(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.Event, len(evs))
+	for i, e := range evs {
+		out[i] = webEvent(e)
+	}
+	return out, nil
+}
+
+type hubSubscription struct {
+	ch     <-chan store.Event
+	cancel func()
+}
+
+func (s *hubSubscription) Next(ctx context.Context) (web.Event, error) {
+	select {
+	case e, ok := <-s.ch:
+		if !ok {
+			return web.Event{}, web.ErrSubscriptionLost
+		}
+		return webEvent(e), nil
+	case <-ctx.Done():
+		return web.Event{}, ctx.Err()
+	}
+}
+
+func (s *hubSubscription) Close() { s.cancel() }

@@ -95,7 +95,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	reload.OnReload("webhooks", func(_ context.Context, c *config.Config) error {
 		return ev.deliverer.SetWebhooks(webhookTargets(c))
 	})
-	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, CallResults: app.results, Reloader: reload, Log: log})
+	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st}, Log: log})
 	if err != nil {
 		return err
 	}

@@ -149,6 +149,41 @@ func (d *Doc) Check(method, rawPath string, status int, contentType string, body
 	return nil
 }
 
+// CheckStream validates a streamed response (such as Server-Sent Events),
+// whose body is not one JSON document: its status and content type must be
+// documented. It marks the operation exercised like Check.
+func (d *Doc) CheckStream(method, rawPath string, status int, contentType string) error {
+	rawPath, _, _ = strings.Cut(rawPath, "?")
+	tpl, ok := d.match(rawPath)
+	if !ok {
+		return fmt.Errorf("%s %s: no such path in the document", method, rawPath)
+	}
+	op, ok := d.paths[tpl][strings.ToLower(method)]
+	if !ok {
+		return fmt.Errorf("%s %s: method not in the document", method, tpl)
+	}
+	where := fmt.Sprintf("%s %s → %d", method, tpl, status)
+	responses, _ := op["responses"].(map[string]any)
+	resp, ok := responses[strconv.Itoa(status)].(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s: status not documented", where)
+	}
+	content, _ := resp["content"].(map[string]any)
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return fmt.Errorf("%s: content type %q: %w", where, contentType, err)
+	}
+	if _, ok := content[mt]; !ok {
+		return fmt.Errorf("%s: content type %s not documented", where, mt)
+	}
+	if status >= 200 && status < 300 {
+		d.mu.Lock()
+		d.seen[strings.ToUpper(method)+" "+tpl] = true
+		d.mu.Unlock()
+	}
+	return nil
+}
+
 // match finds the path template for an escaped request path; the one with
 // the most literal segments wins.
 func (d *Doc) match(rawPath string) (string, bool) {
