@@ -190,6 +190,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if s.refuseWhileDraining(req, tx) {
 		return
 	}
+	if s.inboundTrunkCall(req, tx) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if !s.isOurHost(req.Recipient.Host) {
@@ -216,6 +219,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if !exists {
+		if s.outboundTrunkCall(ctx, req, tx, u, callee) {
+			return
+		}
 		s.respond(tx, req, 404, "Not Found")
 		return
 	}

@@ -132,6 +132,13 @@ func (l *eventLog) calls() []string {
 // timeout.
 func newCallEnv(t *testing.T, mediaTimeout time.Duration, opts ...envOption) *callEnv {
 	t.Helper()
+	return newCallEnvDeps(t, mediaTimeout, nil, opts...)
+}
+
+// newCallEnvDeps is newCallEnv with a hook that completes the server's
+// Deps.
+func newCallEnvDeps(t *testing.T, mediaTimeout time.Duration, more func(*Deps), opts ...envOption) *callEnv {
+	t.Helper()
 	lo, hi := freePortWindow(t, 200)
 	relay, err := media.New(media.Config{
 		Address: netip.MustParseAddr("127.0.0.1"), PortMin: lo, PortMax: hi, Timeout: mediaTimeout,
@@ -146,6 +153,9 @@ func newCallEnv(t *testing.T, mediaTimeout time.Duration, opts ...envOption) *ca
 		d.Relay = relayAdapter{relay}
 		d.Records = d.Users.(*store.Store)
 		d.Events = events
+		if more != nil {
+			more(d)
+		}
 	}, opts...)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -274,6 +284,11 @@ type phoneOpts struct {
 	fakeRTPPort int
 	// fakeContact is advertised in Contact instead of the real address.
 	fakeContact string
+	// bind is the SIP socket's address, default 127.0.0.1:0; its host is
+	// also where the phone's RTP socket is bound.
+	bind string
+	// setup, when set, may replace the phone's request handlers.
+	setup func(*sipgo.Server)
 }
 
 // testPhone is a softphone: a sipgo user agent with its own SIP socket
@@ -350,14 +365,21 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
+	if o.bind == "" {
+		o.bind = "127.0.0.1:0"
+	}
+	ip, _, _ := net.SplitHostPort(o.bind)
+	if o.setup != nil {
+		o.setup(srv)
+	}
 
 	if o.transport == "TCP" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", o.bind)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.sipAddr, p.server = l.Addr().String(), e.tcp
-		p.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+		p.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(ip))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,14 +387,14 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 		go func() { defer p.wg.Done(); _ = srv.ServeTCP(l) }()
 		p.closeSIP = func() { l.Close() }
 	} else {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		c, err := net.ListenPacket("udp", o.bind)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.sipAddr, p.server = c.LocalAddr().String(), e.udp
 		// Requests leave from the listening socket, as with a real phone,
 		// so that the server sees one address for everything.
-		p.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(p.sipAddr))
+		p.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientConnectionAddr(p.sipAddr))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,7 +423,7 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 	}
 	p.dua = &sipgo.DialogUA{Client: p.client, ContactHDR: sip.ContactHeader{Address: cu}}
 
-	rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,9 +490,10 @@ func (p *testPhone) offer(dir string) []byte {
 	p.sdpVer++
 	v := p.sdpVer
 	p.mu.Unlock()
-	return []byte(fmt.Sprintf("v=0\r\no=%s 1000 %d IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+	ip := p.rtpAddr.Addr()
+	return []byte(fmt.Sprintf("v=0\r\no=%s 1000 %d IN IP4 %s\r\ns=test\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
 		"m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"+
-		"a=fmtp:101 0-16\r\na=ptime:20\r\na=%s\r\n", p.user, v, p.sdpPort, dir))
+		"a=fmtp:101 0-16\r\na=ptime:20\r\na=%s\r\n", p.user, v, ip, ip, p.sdpPort, dir))
 }
 
 // learnSDP remembers where the far side (the relay) wants RTP.
@@ -705,7 +728,8 @@ type outCall struct {
 	status int   // final status
 	codes  []int // every status received, in order
 	answer []byte
-	early  []byte // SDP of a 183
+	early  []byte        // SDP of a 183
+	final  *sip.Response // the final response when it was a failure
 }
 
 // callOpts change an outgoing INVITE.
@@ -796,6 +820,7 @@ func (p *testPhone) place(callee string, o callOpts) (*outCall, error) {
 		}
 	case errors.As(err, &de):
 		oc.status = de.Res.StatusCode
+		oc.final = de.Res
 	case ctx.Err() != nil && d.InviteResponse != nil:
 		oc.status = d.InviteResponse.StatusCode
 	default:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/digest"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/sip/trunk"
 )
 
 // Config is what the signalling plane needs from the configuration file.
@@ -65,6 +66,8 @@ type Deps struct {
 	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Trunks are the external providers, in routing order (optional).
+	Trunks []trunk.Trunk
 }
 
 // Server is the SIP signalling plane.
@@ -86,6 +89,7 @@ type Server struct {
 	calls   *callTable
 	relay   Relay
 	records CallRecords
+	trunks  []trunk.Trunk
 
 	ws *wsListener // connections taken over by WebSocketHandler
 
@@ -123,6 +127,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		relay:   deps.Relay,
 		records: deps.Records,
 		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
+		trunks:  deps.Trunks,
 	}
 	// sipgo's own logging is noisy at info and logs whole packets on parse
 	// errors; only its warnings and errors about our own operation pass.
@@ -211,6 +216,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(tcp) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
 	go func() { defer wg.Done(); errc <- s.reg.run(ctx) }()
+	stopTrunks := s.runTrunks(ctx)
 
 	var first error
 	select {
@@ -219,6 +225,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// End calls while the sockets can still carry their BYEs.
 	s.calls.closeAndEnd("shutdown")
+	stopTrunks() // their unregistrations leave before the sockets close
 	udp.Close()
 	tcp.Close()
 	s.ws.Close()

@@ -26,7 +26,7 @@ func (s *Server) registerServer(api huma.API) {
 		})
 
 	trunks := op("list-trunks", http.MethodGet, "/api/v1/trunks", tagTrunks, "List trunks")
-	trunks.Description = "The external SIP providers and their state. Trunks are not implemented yet: the list is empty."
+	trunks.Description = "The external SIP providers (trunks) in routing order, with their registration and health state."
 	huma.Register(api, trunks,
 		func(ctx context.Context, _ *struct{}) (*trunkListOutput, error) {
 			out := &trunkListOutput{Body: List[Trunk]{Items: []Trunk{}}}

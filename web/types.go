@@ -94,9 +94,15 @@ type Record struct {
 
 // Trunk is an external SIP provider and its state.
 type Trunk struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	State   string `json:"state" doc:"Registration/health state, e.g. up or down."`
+	Name          string    `json:"name"`
+	Address       string    `json:"address"`
+	Transport     string    `json:"transport" doc:"udp, tcp or tls."`
+	Register      bool      `json:"register" doc:"Whether Switchboard registers to the provider (false: the provider knows us by IP address)."`
+	State         string    `json:"state" enum:"starting,registered,up,failing,down" doc:"starting: nothing heard yet; registered: registered and answering; up: answering (a trunk that does not register); failing: recent requests failed, calls are still tried; down: the circuit breaker is open and calls fail at once with 503."`
+	Registered    bool      `json:"registered"`
+	LastError     string    `json:"last_error,omitempty" doc:"The last failure, such as a timeout or a refused registration."`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	LastSuccessAt time.Time `json:"last_success_at,omitzero" doc:"When the provider last answered."`
 }
 
 // Status describes the running server.

@@ -431,9 +431,17 @@ func (c *ctl) trunks(ctx context.Context, args []string) error {
 	}
 	rows := make([][]string, len(l.Items))
 	for i, t := range l.Items {
-		rows[i] = []string{t.Name, t.Address, t.State}
+		last := "-"
+		if !t.LastSuccessAt.IsZero() {
+			last = t.LastSuccessAt.Local().Format(time.DateTime)
+		}
+		lastErr := t.LastError
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		rows[i] = []string{t.Name, t.Address, t.Transport, t.State, last, lastErr}
 	}
-	return c.table("NAME\tADDRESS\tSTATE", rows)
+	return c.table("NAME\tADDRESS\tTRANSPORT\tSTATE\tLAST SUCCESS\tLAST ERROR", rows)
 }
 
 func (c *ctl) records(ctx context.Context, args []string) error {

@@ -84,8 +84,12 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return err
 	}
 	defer relay.Close()
+	trunks, err := newTrunks(cfg, log)
+	if err != nil {
+		return err
+	}
 	sipSrv, err := sip.NewServer(ctx, sipConfig(cfg), sip.Deps{
-		Users: st, Bindings: st, Records: st, Relay: relayAdapter{relay}, Events: ev.recorder, Log: log,
+		Users: st, Bindings: st, Records: st, Relay: relayAdapter{relay}, Events: ev.recorder, Log: log, Trunks: trunks,
 	})
 	if err != nil {
 		return err
@@ -95,7 +99,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	reload.OnReload("webhooks", func(_ context.Context, c *config.Config) error {
 		return ev.deliverer.SetWebhooks(webhookTargets(c))
 	})
-	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st}, Log: log})
+	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st}, Log: log})
 	if err != nil {
 		return err
 	}

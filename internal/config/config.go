@@ -138,6 +138,21 @@ type Trunk struct {
 	Outbound string `yaml:"outbound"`
 	// CallerID is the number presented on outbound calls.
 	CallerID string `yaml:"caller_id"`
+	// AllowUsers limits outbound calls through the trunk to these users;
+	// empty means every authenticated user.
+	AllowUsers []string `yaml:"allow_users"`
+	// CountryCode, such as "1" or "44", normalises dialled numbers to
+	// E.164; empty sends them as dialled.
+	CountryCode string `yaml:"country_code"`
+	// RegisterExpires is the registration lifetime asked of the provider.
+	// Default 600s.
+	RegisterExpires Duration `yaml:"register_expires"`
+	// PingInterval is how often OPTIONS checks the provider. Default 30s;
+	// 0 disables the checks.
+	PingInterval *Duration `yaml:"ping_interval"`
+	// Timeout is how long the provider may take to answer a request at
+	// all before it counts as down. Default 5s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Webhook is an HTTP receiver of events.
@@ -238,6 +253,12 @@ func (c *Config) applyDefaults() {
 		if t.Register == nil {
 			r := true
 			t.Register = &r
+		}
+		setDur(&t.RegisterExpires, 600*time.Second)
+		setDur(&t.Timeout, 5*time.Second)
+		if t.PingInterval == nil {
+			d := Duration(30 * time.Second)
+			t.PingInterval = &d
 		}
 	}
 }

@@ -66,6 +66,12 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"trunk regex", ok + "trunks: [{name: p, address: 'a:5060', register: false, outbound: '('}]\n", "trunks[0].outbound \"(\" is not a valid regular expression"},
 		{"trunk needs credentials", ok + "trunks: [{name: p, address: 'a:5060'}]\n", "trunks[0].register is true: set trunks[0].username"},
 		{"trunk transport", ok + "trunks: [{name: p, address: 'a:5060', register: false, transport: sctp}]\n", `trunks[0].transport "sctp" must be udp, tcp or tls`},
+		{"trunk allow_users", ok + "trunks: [{name: p, address: 'a:5060', register: false, allow_users: ['a b']}]\n", `trunks[0].allow_users[0] "a b" must be a user name`},
+		{"trunk country code", ok + "trunks: [{name: p, address: 'a:5060', register: false, country_code: '+1'}]\n", `trunks[0].country_code "+1" must be 1-3 digits`},
+		{"trunk expires", ok + "trunks: [{name: p, address: 'a:5060', register: false, register_expires: 5s}]\n", "trunks[0].register_expires 5s must be between 30s and 24h"},
+		{"trunk timeout", ok + "trunks: [{name: p, address: 'a:5060', register: false, timeout: 10ms}]\n", "trunks[0].timeout 10ms must be between 100ms and 1m"},
+		{"trunk ping", ok + "trunks: [{name: p, address: 'a:5060', register: false, ping_interval: 100ms}]\n", "trunks[0].ping_interval 100ms must be between 1s and 1h, or 0"},
+		{"trunk inbound user", ok + "trunks: [{name: p, address: 'a:5060', register: false, inbound: {'+1555': 'x y'}}]\n", `trunks[0].inbound "+1555": user "x y" must be`},
 		{"webhook url", ok + "webhooks: [{url: 'ftp://x', secret: abcdefgh}]\n", `webhooks[0].url "ftp://x" must be an http:// or https:// URL`},
 		{"webhook event", ok + "webhooks: [{url: 'http://x', secret: abcdefgh, events: [call.exploded]}]\n", `webhooks[0].events[0] "call.exploded" is not an event type`},
 		{"algorithm", ok + "sip: {auth_algorithms: [SHA-512]}\n", `sip.auth_algorithms[0] "SHA-512" must be SHA-256 or MD5`},
@@ -85,6 +91,20 @@ func TestErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("error %q does not start with config:", err)
 			}
 		})
+	}
+}
+
+func TestTrunkDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("web: {api_tokens: [abcdefgh]}\ntrunks: [{name: p, address: 'a:5060', register: false}, {name: q, address: 'b:5060', register: false, ping_interval: 0}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := cfg.Trunks[0]
+	if tr.Transport != "udp" || tr.RegisterExpires.D() != 600*time.Second || tr.Timeout.D() != 5*time.Second || tr.PingInterval.D() != 30*time.Second {
+		t.Errorf("defaults: %+v", tr)
+	}
+	if d := cfg.Trunks[1].PingInterval; d == nil || *d != 0 {
+		t.Errorf("ping_interval 0 must stay 0 (disabled), got %v", d)
 	}
 }
 

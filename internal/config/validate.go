@@ -156,7 +156,26 @@ func (c *Config) Validate() error {
 		for did, user := range t.Inbound {
 			if did == "" || user == "" {
 				v.addf("%s.inbound %q: %q must map a number to a user", key, did, user)
+			} else if !validUser(user) {
+				v.addf("%s.inbound %q: user %q must be 1-64 letters, digits or . _ - +", key, did, user)
 			}
+		}
+		for j, u := range t.AllowUsers {
+			if !validUser(u) {
+				v.addf("%s.allow_users[%d] %q must be a user name: 1-64 letters, digits or . _ - +", key, j, u)
+			}
+		}
+		if cc := t.CountryCode; cc != "" && (len(cc) > 3 || strings.Trim(cc, "0123456789") != "" || cc[0] == '0') {
+			v.addf("%s.country_code %q must be 1-3 digits without + or leading 0, such as 1 or 44", key, cc)
+		}
+		if d := t.RegisterExpires.D(); d < 30*time.Second || d > 24*time.Hour {
+			v.addf("%s.register_expires %s must be between 30s and 24h", key, t.RegisterExpires)
+		}
+		if d := t.Timeout.D(); d < 100*time.Millisecond || d > time.Minute {
+			v.addf("%s.timeout %s must be between 100ms and 1m", key, t.Timeout)
+		}
+		if t.PingInterval != nil && *t.PingInterval != 0 && (t.PingInterval.D() < time.Second || t.PingInterval.D() > time.Hour) {
+			v.addf("%s.ping_interval %s must be between 1s and 1h, or 0 to disable the checks", key, *t.PingInterval)
 		}
 	}
 

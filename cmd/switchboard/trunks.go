@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/sip/trunk"
+	"github.com/switchboard/switchboard/web"
+)
+
+var _ web.Trunks = (*app)(nil)
+
+// newTrunks builds a provider adapter for each configured trunk, in the
+// file's order, which is the order calls try them in.
+func newTrunks(cfg *config.Config, log *slog.Logger) ([]trunk.Trunk, error) {
+	out := make([]trunk.Trunk, 0, len(cfg.Trunks))
+	for _, t := range cfg.Trunks {
+		tc := trunk.Config{
+			Name: t.Name, Address: t.Address, Transport: t.Transport,
+			Username: t.Username, Password: t.Password, Register: *t.Register,
+			Inbound: t.Inbound, Outbound: t.Outbound, CallerID: t.CallerID,
+			AllowUsers: t.AllowUsers, CountryCode: t.CountryCode,
+			RegisterExpires: t.RegisterExpires.D(), Timeout: t.Timeout.D(),
+			PingInterval: t.PingInterval.D(),
+			UserAgent:    cfg.SIP.UserAgent,
+		}
+		if tc.PingInterval == 0 {
+			tc.PingInterval = -1 // 0 in the file disables the checks
+		}
+		p, err := trunk.New(tc, log)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Trunks lists the trunks and their state for the API.
+func (a *app) Trunks(context.Context) ([]web.Trunk, error) {
+	sts := a.sip.Trunks()
+	out := make([]web.Trunk, len(sts))
+	for i, st := range sts {
+		out[i] = web.Trunk{
+			Name: st.Name, Address: st.Address, Transport: st.Transport, Register: st.Register,
+			State: string(st.State), Registered: st.Registered, LastError: st.LastError,
+			LastErrorAt: st.LastErrorAt.UTC(), LastSuccessAt: st.LastSuccessAt.UTC(),
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/web"
+)
+
+// TestTrunksStatus runs the server with a trunk whose provider never
+// answers and reads its state through `switchboard ctl trunks` (the API
+// over the control socket).
+func TestTrunksStatus(t *testing.T) {
+	c, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := c.LocalAddr().String()
+	c.Close()
+	extra := fmt.Sprintf("trunks:\n  - {name: carrier, address: %q, register: false, outbound: '^\\+[0-9]{7,15}$', ping_interval: 1s, timeout: 200ms}\n", dead)
+	s := startServer(t, map[string]string{"1001": "alice-1001"}, extra)
+	sock := filepath.Join(s.dir, "sb.sock")
+
+	var ts []web.Trunk
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, out, errs := ctlRun(t, "", "--socket", sock, "--json", "trunks")
+		if code != 0 {
+			t.Fatalf("ctl trunks --json: %d %s", code, errs)
+		}
+		if err := json.Unmarshal([]byte(out), &ts); err != nil {
+			t.Fatalf("%v: %q", err, out)
+		}
+		if len(ts) == 1 && ts[0].State == "down" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trunk never went down: %+v", ts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tr := ts[0]
+	if tr.Name != "carrier" || tr.Address != dead || tr.Transport != "udp" || tr.Register || tr.Registered ||
+		!strings.Contains(tr.LastError, "no answer within 200ms") || tr.LastErrorAt.IsZero() || !tr.LastSuccessAt.IsZero() {
+		t.Errorf("trunk %+v", tr)
+	}
+	code, out, _ := ctlRun(t, "", "--socket", sock, "trunks")
+	if code != 0 || !regexpLine(out, `^NAME\s+ADDRESS\s+TRANSPORT\s+STATE\s+LAST SUCCESS\s+LAST ERROR$`) ||
+		!regexpLine(out, `^carrier\s+`+strings.ReplaceAll(dead, ".", `\.`)+`\s+udp\s+down\s+-\s+options: `) {
+		t.Errorf("ctl trunks:\n%s", out)
+	}
+}

@@ -1,0 +1,541 @@
+package sip
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/digest"
+	"github.com/switchboard/switchboard/sip/trunk"
+)
+
+// This file tests trunks against testProvider: a separate SIP endpoint
+// (a sipgo user agent on its own loopback address, 127.0.0.2 and up) that
+// challenges REGISTER (401) and INVITE (407) with digest authentication,
+// answers calls with real RTP, and places calls to a DID.
+
+const (
+	provRealm = "provider.test"
+	provUser  = "acct-77"
+	provPass  = "trunk-secret"
+	ourDID    = "+15551230000"
+	farNumber = "+15557654321"
+)
+
+// testProvider is an external SIP provider for the tests.
+type testProvider struct {
+	*testPhone
+	addr   string
+	nonces *digest.Nonces
+	ha1    string
+
+	// blackhole drops every request unanswered.
+	blackhole atomic.Bool
+	// inviteCode, when not 0, is the answer to every INVITE.
+	inviteCode atomic.Int32
+	// grant is the registration lifetime granted, in seconds (0: as asked).
+	grant atomic.Int32
+
+	mu         sync.Mutex
+	regs       []provReg // accepted REGISTERs
+	challenges map[sip.RequestMethod]int
+	options    int
+}
+
+type provReg struct {
+	at      time.Time
+	contact string
+	expires int
+	source  string
+}
+
+// reserveAddr picks a free UDP address on ip for a provider that starts
+// later (the trunk config needs it first).
+func reserveAddr(t *testing.T, ip string) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+// newProvider starts a provider listening on addr.
+func newProvider(e *callEnv, addr string) *testProvider {
+	pr := &testProvider{addr: addr, nonces: digest.NewNonces(time.Minute, time.Now),
+		ha1: digest.HA1(digest.MD5, provUser, provRealm, provPass), challenges: map[sip.RequestMethod]int{}}
+	var phone atomic.Pointer[testPhone]
+	pr.testPhone = e.newPhone("provider", "", phoneOpts{bind: addr, setup: func(srv *sipgo.Server) {
+		srv.OnRegister(pr.onRegister)
+		srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+			if pr.blackhole.Load() {
+				return
+			}
+			pr.mu.Lock()
+			pr.options++
+			pr.mu.Unlock()
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			if pr.blackhole.Load() {
+				return
+			}
+			if _, ok := req.To().Params.Get("tag"); !ok {
+				if code := int(pr.inviteCode.Load()); code != 0 {
+					_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Provider Trouble", nil))
+					return
+				}
+				if !pr.authorized(req, tx, "Proxy-Authorization") {
+					return
+				}
+			}
+			if p := phone.Load(); p != nil {
+				p.onInvite(req, tx)
+			}
+		})
+	}})
+	phone.Store(pr.testPhone)
+	return pr
+}
+
+// authorized checks req's digest credentials and challenges it when they
+// are missing or wrong.
+func (pr *testProvider) authorized(req *sip.Request, tx sip.ServerTransaction, hdr string) bool {
+	if h := req.GetHeader(hdr); h != nil {
+		if c, err := digest.Parse(h.Value()); err == nil && c.Username == provUser && c.Realm == provRealm &&
+			c.Verify(string(req.Method), pr.ha1) && pr.nonces.Check(c.Nonce) == digest.NonceValid {
+			return true
+		}
+	}
+	pr.mu.Lock()
+	pr.challenges[req.Method]++
+	pr.mu.Unlock()
+	code, reason, name := 401, "Unauthorized", "WWW-Authenticate"
+	if hdr == "Proxy-Authorization" {
+		code, reason, name = 407, "Proxy Authentication Required", "Proxy-Authenticate"
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(sip.NewHeader(name, digest.Challenge(provRealm, pr.nonces.Issue(), digest.MD5, false)))
+	_ = tx.Respond(res)
+	return false
+}
+
+func (pr *testProvider) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	if pr.blackhole.Load() || !pr.authorized(req, tx, "Authorization") {
+		return
+	}
+	expires := 3600
+	if h := req.GetHeader("Expires"); h != nil {
+		expires, _ = strconv.Atoi(h.Value())
+	}
+	if g := int(pr.grant.Load()); g > 0 && expires > g {
+		expires = g
+	}
+	ct := req.Contact()
+	pr.mu.Lock()
+	pr.regs = append(pr.regs, provReg{at: time.Now(), contact: ct.Address.String(), expires: expires, source: req.Source()})
+	pr.mu.Unlock()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	c := sip.ContactHeader{Address: ct.Address, Params: sip.NewParams()}
+	c.Params.Add("expires", strconv.Itoa(expires))
+	res.AppendHeader(&c)
+	_ = tx.Respond(res)
+}
+
+func (pr *testProvider) registrations() []provReg {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return slices.Clone(pr.regs)
+}
+
+func (pr *testProvider) challenged(m sip.RequestMethod) int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.challenges[m]
+}
+
+// trunkConfig is a trunk to a provider at addr, quick to notice trouble.
+func trunkConfig(name, addr string, register bool) trunk.Config {
+	return trunk.Config{
+		Name: name, Address: addr, Transport: "udp",
+		Username: provUser, Password: provPass, Register: register,
+		Inbound:         map[string]string{ourDID: "1002"},
+		Outbound:        `^\+?[0-9]{7,15}$`,
+		CallerID:        ourDID,
+		RegisterExpires: 60 * time.Second,
+		PingInterval:    200 * time.Millisecond,
+		Timeout:         time.Second,
+		FailThreshold:   3,
+		Cooldown:        time.Minute,
+		RetryMin:        100 * time.Millisecond,
+		RetryMax:        500 * time.Millisecond,
+		UserAgent:       "Switchboard-test",
+	}
+}
+
+// newTrunkEnv starts a call server with the given trunks.
+func newTrunkEnv(t *testing.T, cfgs ...trunk.Config) (*callEnv, []*trunk.Provider) {
+	t.Helper()
+	var ps []*trunk.Provider
+	var ts []trunk.Trunk
+	for _, c := range cfgs {
+		p, err := trunk.New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+		ts = append(ts, p)
+	}
+	e := newCallEnvDeps(t, 0, func(d *Deps) { d.Trunks = ts })
+	return e, ps
+}
+
+func waitState(t *testing.T, p *trunk.Provider, d time.Duration, want ...trunk.State) {
+	t.Helper()
+	waitFor(t, d, "trunk state "+fmtStates(want), func() bool {
+		return slices.Contains(want, p.Status().State)
+	})
+}
+
+func fmtStates(s []trunk.State) string {
+	var out []string
+	for _, x := range s {
+		out = append(out, string(x))
+	}
+	return strings.Join(out, " or ")
+}
+
+func (l *eventLog) count(eventType string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, t := range l.types {
+		if t == eventType {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTrunkRegistration(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	e, ps := newTrunkEnv(t, trunkConfig("prov", addr, true))
+	tr := ps[0]
+	pr := newProvider(e, addr)
+
+	// Registers with digest authentication, from the server's own socket,
+	// with a Contact that names it.
+	waitFor(t, 10*time.Second, "a registration at the provider", func() bool { return len(pr.registrations()) > 0 })
+	reg := pr.registrations()[0]
+	if pr.challenged(sip.REGISTER) == 0 {
+		t.Error("the provider never challenged the REGISTER")
+	}
+	if reg.source != e.udp {
+		t.Errorf("REGISTER came from %s, want the server's socket %s", reg.source, e.udp)
+	}
+	if want := "sip:" + provUser + "@" + e.udp; reg.contact != want {
+		t.Errorf("Contact %s, want %s", reg.contact, want)
+	}
+	if reg.expires != 60 {
+		t.Errorf("asked for %d s, want 60", reg.expires)
+	}
+	waitState(t, tr, 5*time.Second, trunk.StateRegistered)
+	if st := tr.Status(); !st.Registered || st.LastSuccessAt.IsZero() {
+		t.Errorf("status %+v", st)
+	}
+	waitFor(t, 2*time.Second, "trunk.up", func() bool { return e.events.count("trunk.up") == 1 })
+	if got := e.srv.Trunks(); len(got) != 1 || got[0].Name != "prov" || got[0].State != trunk.StateRegistered {
+		t.Errorf("Trunks() = %+v", got)
+	}
+
+	// A short grant is refreshed before it lapses.
+	pr.grant.Store(2)
+	pr.mu.Lock()
+	pr.regs = nil
+	pr.mu.Unlock()
+	// Provider restart: it stops answering, then comes back without our
+	// registration; the trunk notices (failed pings) and registers again
+	// at once, long before its 60 s registration would be refreshed.
+	pr.close()
+	waitState(t, tr, 10*time.Second, trunk.StateDown)
+	waitFor(t, 2*time.Second, "trunk.down", func() bool { return e.events.count("trunk.down") == 1 })
+	if err := tr.Ready(); err == nil {
+		t.Error("a trunk that is down is ready for calls")
+	}
+	restarted := time.Now()
+	pr2 := newProvider(e, addr)
+	pr2.grant.Store(2)
+	waitFor(t, 10*time.Second, "registration at the restarted provider", func() bool { return len(pr2.registrations()) > 0 })
+	t.Logf("registered again %s after the provider restarted", time.Since(restarted).Round(time.Millisecond))
+	waitState(t, tr, 5*time.Second, trunk.StateRegistered)
+	waitFor(t, 2*time.Second, "second trunk.up", func() bool { return e.events.count("trunk.up") == 2 })
+
+	// Granted 2 s: refreshed about every 1.6 s, each before the last lapsed.
+	waitFor(t, 10*time.Second, "three registrations", func() bool { return len(pr2.registrations()) >= 3 })
+	rs := pr2.registrations()
+	for i := 1; i < len(rs); i++ {
+		if gap := rs[i].at.Sub(rs[i-1].at); gap >= 2*time.Second {
+			t.Errorf("refresh %d came %s after the last, which was granted 2 s", i, gap)
+		}
+	}
+	if err := tr.Ready(); err != nil {
+		t.Errorf("registered trunk not ready: %v", err)
+	}
+
+	// Stopping the server removes the registration (Expires: 0).
+	n := len(pr2.registrations())
+	e.stop()
+	rs = pr2.registrations()
+	if len(rs) <= n || rs[len(rs)-1].expires != 0 {
+		t.Errorf("no unregistration on stop: %+v", rs[n:])
+	}
+}
+
+func TestTrunkRegistrationRefused(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	cfg := trunkConfig("prov", addr, true)
+	cfg.Password = "wrong"
+	cfg.PingInterval = -1
+	e, ps := newTrunkEnv(t, cfg)
+	pr := newProvider(e, addr)
+	waitFor(t, 10*time.Second, "failed registrations", func() bool { return pr.challenged(sip.REGISTER) >= 4 })
+	st := ps[0].Status()
+	if st.Registered || !strings.Contains(st.LastError, "credentials refused") {
+		t.Errorf("status %+v", st)
+	}
+	if strings.Contains(st.LastError, "wrong") || strings.Contains(e.logBuf.String(), "wrong") {
+		t.Error("the password appears in the status or the log")
+	}
+	if len(pr.registrations()) != 0 {
+		t.Error("the provider accepted a wrong password")
+	}
+}
+
+func TestTrunkOutboundCall(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	e, ps := newTrunkEnv(t, trunkConfig("prov", addr, true))
+	pr := newProvider(e, addr)
+	waitState(t, ps[0], 10*time.Second, trunk.StateRegistered)
+	a := e.newPhone("1001", "pw-1001", phoneOpts{})
+	a.register()
+
+	oc := a.call(farNumber, callOpts{})
+	if oc.status != 200 {
+		t.Fatalf("call to %s: status %d (responses %v)", farNumber, oc.status, oc.codes)
+	}
+	inv := pr.expect(sip.INVITE, 2*time.Second)
+	pr.expect(sip.ACK, 2*time.Second)
+	if pr.challenged(sip.INVITE) != 1 {
+		t.Errorf("INVITE challenged %d times, want 1", pr.challenged(sip.INVITE))
+	}
+	if inv.GetHeader("Proxy-Authorization") == nil {
+		t.Error("the INVITE the provider accepted has no credentials")
+	}
+	if inv.Recipient.User != farNumber || inv.Recipient.Host != "127.0.0.2" {
+		t.Errorf("request URI %s", inv.Recipient.String())
+	}
+	if u := inv.From().Address.User; u != ourDID {
+		t.Errorf("From user %q, want the caller ID %q", u, ourDID)
+	}
+	if h := inv.GetHeader("P-Asserted-Identity"); h == nil || !strings.Contains(h.Value(), ourDID) {
+		t.Errorf("P-Asserted-Identity %v", h)
+	}
+	if inv.Source() != e.udp {
+		t.Errorf("INVITE came from %s, want %s", inv.Source(), e.udp)
+	}
+	if dst, _ := sdpTarget(t, inv.Body()); !e.inRelayRange(dst) {
+		t.Errorf("offer to the provider names %v, not the relay", dst)
+	}
+	audio(t, e, a, pr.testPhone, 20, 100)
+	audio(t, e, pr.testPhone, a, 20, 200)
+	oc.hangup()
+	pr.expect(sip.BYE, 2*time.Second)
+	rec := e.lastRecord(t, "1001")
+	if rec.Direction != "outbound" || rec.Callee != farNumber || rec.Result != "answered" {
+		t.Errorf("record %+v", rec)
+	}
+	e.waitIdle(t)
+
+	// A number no trunk takes is still 404.
+	if oc := a.call("12", callOpts{}); oc.status != 404 {
+		t.Errorf("short number: status %d, want 404", oc.status)
+	}
+}
+
+func TestTrunkInboundCall(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	e, ps := newTrunkEnv(t, trunkConfig("prov", addr, true))
+	pr := newProvider(e, addr)
+	waitState(t, ps[0], 10*time.Second, trunk.StateRegistered)
+	b := e.newPhone("1002", "pw-1002", phoneOpts{})
+	b.register()
+
+	// The DID rings its user, with audio both ways through the relay.
+	b.setPlan(answerPlan{ring: true, code: 200, delay: 50 * time.Millisecond})
+	oc := pr.call(ourDID, callOpts{fromUser: "+15550001111"})
+	if oc.status != 200 {
+		t.Fatalf("call to the DID: status %d (responses %v)", oc.status, oc.codes)
+	}
+	inv := b.expect(sip.INVITE, 2*time.Second)
+	b.expect(sip.ACK, 2*time.Second)
+	if u := inv.From().Address.User; u != "+15550001111" {
+		t.Errorf("the user sees the caller as %q", u)
+	}
+	audio(t, e, pr.testPhone, b, 20, 300)
+	audio(t, e, b, pr.testPhone, 20, 400)
+	oc.hangup()
+	b.expect(sip.BYE, 2*time.Second)
+	rec := e.lastRecord(t, "1002")
+	if rec.Direction != "inbound" || rec.Callee != "1002" || rec.Result != "answered" {
+		t.Errorf("record %+v", rec)
+	}
+
+	// A number that is not one of the trunk's: 404, nobody rings.
+	if oc := pr.call("+15559999999", callOpts{}); oc.status != 404 {
+		t.Errorf("unmapped number: status %d, want 404", oc.status)
+	}
+	// Users are not reachable directly from the provider either.
+	if oc := pr.call("1002", callOpts{}); oc.status != 404 {
+		t.Errorf("user name from the provider: status %d, want 404", oc.status)
+	}
+	// The same INVITE from an address that is not the provider's is
+	// refused (it must authenticate as a user, and cannot), and no phone
+	// rings; so is an attempt to call out through us.
+	intruder := e.newPhone("+15550001111", "guess", phoneOpts{})
+	for _, to := range []string{ourDID, farNumber} {
+		oc := intruder.call(to, callOpts{})
+		if oc.status != 403 && oc.status != 407 {
+			t.Errorf("INVITE to %s from an unknown address: status %d, want 403 or 407", to, oc.status)
+		}
+	}
+	if r := b.next(sip.INVITE, 300*time.Millisecond); r != nil {
+		t.Error("an INVITE from an unknown address rang the user")
+	}
+	if n := pr.count(sip.INVITE); n != 0 {
+		t.Errorf("the provider received %d INVITEs from the intruder's attempt", n)
+	}
+}
+
+func TestTrunkFailover(t *testing.T) {
+	addr1, addr2 := reserveAddr(t, "127.0.0.2"), reserveAddr(t, "127.0.0.3")
+	e, ps := newTrunkEnv(t, trunkConfig("first", addr1, false), trunkConfig("second", addr2, false))
+	p1, p2 := newProvider(e, addr1), newProvider(e, addr2)
+	waitState(t, ps[0], 10*time.Second, trunk.StateUp)
+	waitState(t, ps[1], 10*time.Second, trunk.StateUp)
+	p1.inviteCode.Store(503)
+	a := e.newPhone("1001", "pw-1001", phoneOpts{})
+	a.register()
+
+	oc := a.call(farNumber, callOpts{})
+	if oc.status != 200 {
+		t.Fatalf("status %d (responses %v)", oc.status, oc.codes)
+	}
+	p2.expect(sip.INVITE, 2*time.Second)
+	if p1.count(sip.INVITE) != 0 || p1.challenged(sip.INVITE) != 0 {
+		// p1 answers before any challenge, and its handler records nothing.
+		t.Errorf("first provider: %d INVITEs recorded", p1.count(sip.INVITE))
+	}
+	audio(t, e, a, p2.testPhone, 10, 500)
+	oc.hangup()
+	if st := ps[0].Status(); st.State != trunk.StateFailing || !strings.Contains(st.LastError, "503") {
+		t.Errorf("first trunk after its 503: %+v", st)
+	}
+
+	// Both fail: 503 with a Reason that names them.
+	p2.inviteCode.Store(500)
+	oc = a.call(farNumber, callOpts{})
+	if oc.status != 503 || oc.final == nil {
+		t.Fatalf("both trunks failing: status %d", oc.status)
+	}
+	if r := oc.final.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), "first") || !strings.Contains(r.Value(), "second") {
+		t.Errorf("Reason %v", r)
+	}
+}
+
+func TestTrunkFailFastWhenBlackholed(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	e, ps := newTrunkEnv(t, trunkConfig("prov", addr, false))
+	pr := newProvider(e, addr)
+	waitState(t, ps[0], 10*time.Second, trunk.StateUp)
+	a := e.newPhone("1001", "pw-1001", phoneOpts{})
+	c := e.newPhone("1003", "pw-1003", phoneOpts{})
+	a.register()
+	c.register()
+
+	pr.blackhole.Store(true)
+	// Internal calls run all along, and are never slowed.
+	stop := make(chan struct{})
+	type result struct {
+		status int
+		took   time.Duration
+		err    error
+	}
+	results := make(chan result, 1000)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < 200; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			oc, err := a.place("1003", callOpts{})
+			r := result{err: err, took: time.Since(start)}
+			if err == nil {
+				r.status = oc.status
+				if oc.status == 200 {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_ = oc.d.Bye(ctx)
+					cancel()
+				}
+			}
+			results <- r
+		}
+	})
+
+	// The pings go unanswered: the breaker opens.
+	waitState(t, ps[0], 10*time.Second, trunk.StateDown)
+	waitFor(t, 2*time.Second, "trunk.down", func() bool { return e.events.count("trunk.down") == 1 })
+	b := e.newPhone("1002", "pw-1002", phoneOpts{})
+	b.register()
+	start := time.Now()
+	oc := b.call(farNumber, callOpts{})
+	took := time.Since(start)
+	if oc.status != 503 || oc.final == nil || oc.final.GetHeader("Reason") == nil {
+		t.Fatalf("call through a black-holed trunk: status %d, final %v", oc.status, oc.final)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the call took %s to fail; want well under 2 s", took)
+	}
+	t.Logf("call through the dead trunk failed in %s: %s", took.Round(time.Millisecond), oc.final.GetHeader("Reason").Value())
+	close(stop)
+	wg.Wait()
+	close(results)
+	var n int
+	var worst time.Duration
+	for r := range results {
+		if r.err != nil || r.status != 200 {
+			t.Errorf("internal call while the trunk was down: status %d, error %v", r.status, r.err)
+		}
+		n++
+		worst = max(worst, r.took)
+	}
+	if n == 0 {
+		t.Fatal("no internal call ran")
+	}
+	t.Logf("%d internal calls while the trunk was black-holed, slowest setup %s", n, worst.Round(time.Millisecond))
+	if worst > 2*time.Second {
+		t.Errorf("an internal call took %s to set up", worst)
+	}
+}
