@@ -18,6 +18,7 @@ type badRequestConn struct {
 	net.PacketConn
 	parser *sip.Parser
 	log    *slog.Logger
+	guard  *guard // optional: drops datagrams from banned or flooding sources first
 }
 
 func newBadRequestConn(c net.PacketConn, log *slog.Logger) *badRequestConn {
@@ -33,6 +34,9 @@ func (c *badRequestConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		data := p[:n]
 		if len(bytes.TrimSpace(bytes.Trim(data, "\x00"))) == 0 {
 			continue // keep-alive
+		}
+		if c.guard != nil && !c.guard.admitDatagram(addr, n) {
+			continue
 		}
 		if _, perr := c.parser.ParseSIP(data); perr == nil {
 			return n, addr, nil

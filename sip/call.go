@@ -208,6 +208,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 403, "Forbidden: From Is Not You")
 		return
 	}
+	if !s.admitCall(req, tx, u.Name) {
+		return
+	}
 	callee := req.Recipient.User
 	if callee == "" {
 		s.respond(tx, req, 404, "Not Found")

@@ -47,6 +47,9 @@ func (s *Server) refuseWhileDraining(req *sip.Request, tx sip.ServerTransaction)
 	if !s.draining.Load() {
 		return false
 	}
+	if req.Method == sip.INVITE {
+		s.guard.count(&s.guard.refused, RefusedDraining)
+	}
 	s.respond(tx, req, 503, "Service Unavailable: Shutting Down", sip.NewHeader("Retry-After", strconv.Itoa(drainRetryAfter)))
 	return true
 }

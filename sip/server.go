@@ -36,6 +36,8 @@ type Config struct {
 	LegacyDigestAgents []string
 	RingTimeout        time.Duration
 	UserAgent          string
+	// Limits configures the abuse protection; zero disables each limit.
+	Limits Limits
 }
 
 // Users is how the signalling plane finds accounts.
@@ -93,6 +95,8 @@ type Server struct {
 
 	ws *wsListener // connections taken over by WebSocketHandler
 
+	guard *guard // abuse protection: rate limits, bans, call limits
+
 	// draining is set by Drain: new calls are refused.
 	draining atomic.Bool
 
@@ -129,6 +133,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
 		trunks:  deps.Trunks,
 	}
+	s.guard = newGuard(cfg.Limits, deps.Now, s.log)
 	// sipgo's own logging is noisy at info and logs whole packets on parse
 	// errors; only its warnings and errors about our own operation pass.
 	libLog := slog.New(quietHandler{deps.Log.Handler()}).With("component", "sipgo")
@@ -159,19 +164,19 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ua.Close()
 		return nil, err
 	}
-	s.srv.OnRegister(s.handleRegister)
-	s.srv.OnOptions(s.handleOptions)
-	s.srv.OnNoRoute(s.handleNoRoute)
+	s.srv.OnRegister(s.guarded(s.handleRegister))
+	s.srv.OnOptions(s.guarded(s.handleOptions))
+	s.srv.OnNoRoute(s.guarded(s.handleNoRoute))
 	if s.relay != nil {
-		s.srv.OnInvite(s.handleInvite)
-		s.srv.OnAck(s.handleInDialogOnly)
-		s.srv.OnBye(s.handleInDialogOnly)
-		s.srv.OnInfo(s.handleInDialogOnly)
-		s.srv.OnUpdate(s.handleInDialogOnly)
+		s.srv.OnInvite(s.guarded(s.handleInvite))
+		s.srv.OnAck(s.guarded(s.handleInDialogOnly))
+		s.srv.OnBye(s.guarded(s.handleInDialogOnly))
+		s.srv.OnInfo(s.guarded(s.handleInDialogOnly))
+		s.srv.OnUpdate(s.guarded(s.handleInDialogOnly))
 	} else {
-		s.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		s.srv.OnInvite(s.guarded(func(req *sip.Request, tx sip.ServerTransaction) {
 			s.respond(tx, req, 503, "Calls Disabled")
-		})
+		}))
 	}
 	return s, nil
 }
@@ -210,12 +215,15 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("sip listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "domain", s.cfg.Domain)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	wg.Add(4)
-	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(newBadRequestConn(udp, s.log)) }()
-	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(tcp) }()
+	errc := make(chan error, 5)
+	wg.Add(5)
+	bc := newBadRequestConn(udp, s.log)
+	bc.guard = s.guard
+	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(bc) }()
+	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(guardListener{tcp, s.guard}) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
 	go func() { defer wg.Done(); errc <- s.reg.run(ctx) }()
+	go func() { defer wg.Done(); errc <- s.guard.run(ctx) }()
 	stopTrunks := s.runTrunks(ctx)
 
 	var first error

@@ -179,5 +179,28 @@ func sipConfig(cfg *config.Config) sip.Config {
 		LegacyDigestAgents: c.LegacyDigestAgents,
 		RingTimeout:        c.RingTimeout.D(),
 		UserAgent:          c.UserAgent,
+		Limits:             sipLimits(cfg.Limits),
 	}
+}
+
+func sipLimits(l config.Limits) sip.Limits {
+	out := sip.Limits{
+		RequestsPerSecond: l.RequestsPerSecond,
+		RequestBurst:      l.RequestBurst,
+		AuthFailures:      l.AuthFailures,
+		AuthFailureWindow: l.AuthFailureWindow.D(),
+		BanTime:           l.BanTime.D(),
+		MaxBanTime:        l.MaxBanTime.D(),
+		ScannerAgents:     l.ScannerAgents,
+		MaxMessageSize:    l.MaxMessageSize,
+		MaxHeaders:        l.MaxHeaders,
+		MaxCalls:          l.MaxCalls,
+		MaxCallsPerUser:   l.MaxCallsPerUser,
+		MaxPending:        l.MaxPending,
+	}
+	for _, t := range l.Trusted {
+		p, _ := config.ParsePrefix(t) // validated by config
+		out.Trusted = append(out.Trusted, p)
+	}
+	return out
 }

@@ -30,6 +30,7 @@ type Config struct {
 	Trunks   []Trunk   `yaml:"trunks"`
 	Webhooks []Webhook `yaml:"webhooks"`
 	Events   Events    `yaml:"events"`
+	Limits   Limits    `yaml:"limits"`
 }
 
 // SIP configures signalling: transports, the registrar and call routing.
@@ -245,6 +246,7 @@ func (c *Config) applyDefaults() {
 	setStr(&c.Storage.Path, "./data/switchboard.db")
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "text")
+	c.Limits.applyDefaults()
 	setDur(&c.Events.RetryPeriod, 24*time.Hour)
 	setDur(&c.Events.Retention, 7*24*time.Hour)
 	for i := range c.Trunks {

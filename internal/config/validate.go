@@ -199,6 +199,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.Limits.validate(v)
 	return v.err()
 }
 

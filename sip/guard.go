@@ -1,0 +1,536 @@
+package sip
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Limits configures the built-in abuse protection. A zero field disables
+// its limit.
+type Limits struct {
+	// RequestsPerSecond is the sustained rate of datagrams (UDP) or
+	// requests (TCP, WebSocket) one source address may send; RequestBurst
+	// more may come at once. Past it requests are dropped, and a source
+	// that keeps sending past it is banned.
+	RequestsPerSecond float64
+	RequestBurst      int
+	// AuthFailures wrong passwords (or unknown users) from one source
+	// within AuthFailureWindow get it banned.
+	AuthFailures      int
+	AuthFailureWindow time.Duration
+	// BanTime is the first ban's length; each repeat within a day doubles
+	// it, up to MaxBanTime.
+	BanTime    time.Duration
+	MaxBanTime time.Duration
+	// ScannerAgents are User-Agent substrings (case-insensitive) of
+	// known SIP scanners: their requests are dropped and the source banned.
+	ScannerAgents []string
+	// MaxMessageSize bounds a SIP message in bytes; MaxHeaders its header
+	// count. Larger requests get 513.
+	MaxMessageSize int
+	MaxHeaders     int
+	// MaxCalls bounds the calls in progress; MaxCallsPerUser those one
+	// user places. New calls past MaxCalls get 503 with Retry-After.
+	MaxCalls        int
+	MaxCallsPerUser int
+	// MaxPending bounds the requests being handled at once; past it new
+	// REGISTERs, INVITEs and OPTIONS get 503 with Retry-After (overload)
+	// while requests inside calls are still served.
+	MaxPending int
+	// Trusted sources (such as a trunk's) are never limited or banned.
+	Trusted []netip.Prefix
+}
+
+// overloadRetryAfter is the Retry-After (seconds) of the 503s that shed
+// load.
+const overloadRetryAfter = 5
+
+// rateBanWindow is how long request-rate violations are counted: a source
+// with more than RequestBurst requests dropped within it is banned.
+const rateBanWindow = 10 * time.Second
+
+// offenceMemory is how long a ban counts towards a longer next one.
+const offenceMemory = 24 * time.Hour
+
+// maxSources bounds the sources the guard remembers; when a flood from
+// very many addresses fills it, sources that are not banned are forgotten.
+const maxSources = 200_000
+
+// Ban reasons.
+const (
+	BanScanner      = "scanner"
+	BanAuthFailures = "authentication failures"
+	BanRequestRate  = "request rate"
+)
+
+// Drop reasons counted in ProtectionStats.Dropped.
+const (
+	DropBanned  = "banned"
+	DropScanner = "scanner"
+	DropRate    = "rate"
+	DropSize    = "too_large"
+	DropPending = "overload"
+)
+
+// Rejection reasons of new calls counted in ProtectionStats.CallsRefused.
+const (
+	RefusedMaxCalls  = "max_calls"
+	RefusedUserCalls = "max_calls_per_user"
+	RefusedDraining  = "draining"
+)
+
+// BanInfo is a source address that is banned now.
+type BanInfo struct {
+	Addr     netip.Addr
+	Reason   string
+	Since    time.Time
+	Until    time.Time
+	Offences int // bans of this source within a day, this one included
+}
+
+// ProtectionStats counts what the abuse protection did since start.
+type ProtectionStats struct {
+	Bans         uint64            // bans imposed
+	AuthFailures uint64            // wrong passwords and unknown users
+	Dropped      map[string]uint64 // requests dropped or refused, by reason
+	CallsRefused map[string]uint64 // new calls refused by a limit, by reason
+}
+
+// guard keeps per-source state: a token bucket for the request rate,
+// authentication failures, and bans.
+type guard struct {
+	cfg Limits
+	now func() time.Time
+	log *slog.Logger
+
+	mu   sync.Mutex
+	srcs map[netip.Addr]*source
+
+	pending      atomic.Int64
+	bans         atomic.Uint64
+	authFailures atomic.Uint64
+	dropped      sync.Map // reason → *atomic.Uint64
+	refused      sync.Map // reason → *atomic.Uint64
+}
+
+type source struct {
+	seen   time.Time
+	tokens float64
+	filled time.Time // when tokens was last topped up
+
+	fails     int
+	failStart time.Time
+	drops     int
+	dropStart time.Time
+
+	bannedAt, bannedUntil time.Time
+	reason                string
+	offences              int
+	lastOffence           time.Time
+}
+
+func newGuard(cfg Limits, now func() time.Time, log *slog.Logger) *guard {
+	if cfg.RequestBurst <= 0 {
+		cfg.RequestBurst = max(1, int(cfg.RequestsPerSecond))
+	}
+	if cfg.BanTime <= 0 {
+		cfg.BanTime = 5 * time.Minute
+	}
+	if cfg.MaxBanTime < cfg.BanTime {
+		cfg.MaxBanTime = max(cfg.BanTime, 24*time.Hour)
+	}
+	if cfg.AuthFailureWindow <= 0 {
+		cfg.AuthFailureWindow = time.Minute
+	}
+	return &guard{cfg: cfg, now: now, log: log, srcs: map[netip.Addr]*source{}}
+}
+
+func (g *guard) count(m *sync.Map, reason string) {
+	v, ok := m.Load(reason)
+	if !ok {
+		v, _ = m.LoadOrStore(reason, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+func (g *guard) trusted(a netip.Addr) bool {
+	for _, p := range g.cfg.Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceLocked returns a's state, creating it; g.mu is held.
+func (g *guard) sourceLocked(a netip.Addr, now time.Time) *source {
+	src := g.srcs[a]
+	if src == nil {
+		if len(g.srcs) >= maxSources {
+			g.forgetUnbannedLocked(now)
+		}
+		src = &source{tokens: float64(g.cfg.RequestBurst), filled: now}
+		g.srcs[a] = src
+	}
+	src.seen = now
+	return src
+}
+
+func (g *guard) forgetUnbannedLocked(now time.Time) {
+	for a, src := range g.srcs {
+		if !src.bannedUntil.After(now) {
+			delete(g.srcs, a)
+		}
+	}
+}
+
+// isBanned reports whether a is banned now, counting the drop.
+func (g *guard) isBanned(a netip.Addr) bool {
+	now := g.now()
+	g.mu.Lock()
+	src := g.srcs[a]
+	banned := src != nil && src.bannedUntil.After(now)
+	g.mu.Unlock()
+	if banned {
+		g.count(&g.dropped, DropBanned)
+	}
+	return banned
+}
+
+// allowRate takes one token from a's bucket; false means the request is
+// over the rate and is to be dropped. A source that keeps going over the
+// rate is banned.
+func (g *guard) allowRate(a netip.Addr) bool {
+	if g.cfg.RequestsPerSecond <= 0 || g.trusted(a) {
+		return true
+	}
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	src := g.sourceLocked(a, now)
+	if src.bannedUntil.After(now) {
+		g.count(&g.dropped, DropBanned)
+		return false
+	}
+	src.tokens = min(float64(g.cfg.RequestBurst), src.tokens+now.Sub(src.filled).Seconds()*g.cfg.RequestsPerSecond)
+	src.filled = now
+	if src.tokens >= 1 {
+		src.tokens--
+		return true
+	}
+	g.count(&g.dropped, DropRate)
+	if now.Sub(src.dropStart) > rateBanWindow {
+		src.drops, src.dropStart = 0, now
+	}
+	src.drops++
+	if src.drops > g.cfg.RequestBurst {
+		g.banLocked(a, src, BanRequestRate, now)
+	}
+	return false
+}
+
+// authFailed counts a wrong password from a, and bans it after
+// Limits.AuthFailures within the window.
+func (g *guard) authFailed(a netip.Addr) {
+	g.authFailures.Add(1)
+	if g.cfg.AuthFailures <= 0 || !a.IsValid() || g.trusted(a) {
+		return
+	}
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	src := g.sourceLocked(a, now)
+	if now.Sub(src.failStart) > g.cfg.AuthFailureWindow {
+		src.fails, src.failStart = 0, now
+	}
+	src.fails++
+	if src.fails >= g.cfg.AuthFailures {
+		g.banLocked(a, src, BanAuthFailures, now)
+	}
+}
+
+// scanner reports whether ua is a known scanner's.
+func (g *guard) scanner(ua string) bool {
+	if ua == "" {
+		return false
+	}
+	ua = strings.ToLower(ua)
+	for _, s := range g.cfg.ScannerAgents {
+		if s != "" && strings.Contains(ua, strings.ToLower(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// banScanner drops a scanner's request and bans its source.
+func (g *guard) banScanner(a netip.Addr) {
+	g.count(&g.dropped, DropScanner)
+	if !a.IsValid() || g.trusted(a) {
+		return
+	}
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	src := g.sourceLocked(a, now)
+	if !src.bannedUntil.After(now) {
+		g.banLocked(a, src, BanScanner, now)
+	}
+}
+
+// banLocked bans a for BanTime doubled per earlier offence within a day.
+func (g *guard) banLocked(a netip.Addr, src *source, reason string, now time.Time) {
+	if now.Sub(src.lastOffence) > offenceMemory {
+		src.offences = 0
+	}
+	src.offences++
+	src.lastOffence = now
+	d := g.cfg.BanTime
+	for i := 1; i < src.offences && d < g.cfg.MaxBanTime; i++ {
+		d *= 2
+	}
+	d = min(d, g.cfg.MaxBanTime)
+	src.bannedAt, src.bannedUntil, src.reason = now, now.Add(d), reason
+	src.fails, src.drops = 0, 0
+	g.bans.Add(1)
+	g.log.Warn("source banned", "source", a.String(), "reason", reason, "ban", d.String(), "offences", src.offences)
+}
+
+// sweep forgets sources that are neither banned nor recently active, and
+// whose last offence is older than a day.
+func (g *guard) sweep() {
+	now := g.now()
+	idle := max(g.cfg.AuthFailureWindow, rateBanWindow)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for a, src := range g.srcs {
+		if src.bannedUntil.After(now) || now.Sub(src.seen) < idle {
+			continue
+		}
+		if src.offences > 0 && now.Sub(src.lastOffence) < offenceMemory {
+			continue
+		}
+		delete(g.srcs, a)
+	}
+}
+
+// run sweeps until ctx ends.
+func (g *guard) run(ctx context.Context) error {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			g.sweep()
+		}
+	}
+}
+
+func (g *guard) bansNow() []BanInfo {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []BanInfo
+	for a, src := range g.srcs {
+		if src.bannedUntil.After(now) {
+			out = append(out, BanInfo{Addr: a, Reason: src.reason, Since: src.bannedAt, Until: src.bannedUntil, Offences: src.offences})
+		}
+	}
+	slices.SortFunc(out, func(x, y BanInfo) int { return x.Addr.Compare(y.Addr) })
+	return out
+}
+
+func (g *guard) unban(a netip.Addr) bool {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	src := g.srcs[a]
+	if src == nil || !src.bannedUntil.After(now) {
+		return false
+	}
+	src.bannedUntil = time.Time{}
+	src.fails, src.drops = 0, 0
+	src.tokens = float64(g.cfg.RequestBurst)
+	g.log.Info("source unbanned by operator", "source", a.String())
+	return true
+}
+
+func (g *guard) stats() ProtectionStats {
+	st := ProtectionStats{Bans: g.bans.Load(), AuthFailures: g.authFailures.Load(), Dropped: map[string]uint64{}, CallsRefused: map[string]uint64{}}
+	g.dropped.Range(func(k, v any) bool { st.Dropped[k.(string)] = v.(*atomic.Uint64).Load(); return true })
+	g.refused.Range(func(k, v any) bool { st.CallsRefused[k.(string)] = v.(*atomic.Uint64).Load(); return true })
+	return st
+}
+
+// Bans lists the source addresses banned now.
+func (s *Server) Bans() []BanInfo { return s.guard.bansNow() }
+
+// Unban lifts the ban of addr; false when it is not banned.
+func (s *Server) Unban(addr netip.Addr) bool { return s.guard.unban(addr.Unmap()) }
+
+// ProtectionStats returns the abuse protection's counters.
+func (s *Server) ProtectionStats() ProtectionStats { return s.guard.stats() }
+
+// sourceAddr is the address a request came from.
+func sourceAddr(req *sip.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func udpAddr(a net.Addr) netip.Addr {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return ua.AddrPort().Addr().Unmap()
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// guarded wraps a request handler with the checks every request passes:
+// bans, scanners, rate (for stream transports; UDP is limited per
+// datagram before parsing), size and overload.
+func (s *Server) guarded(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		g := s.guard
+		a := sourceAddr(req)
+		if a.IsValid() && !g.trusted(a) {
+			if g.scanner(userAgent(req)) {
+				g.banScanner(a)
+				return
+			}
+			if !sip.IsReliable(req.Transport()) {
+				// Counted per datagram by badRequestConn.
+			} else if g.isBanned(a) || !g.allowRate(a) {
+				return
+			}
+		}
+		if g.cfg.MaxHeaders > 0 && len(req.Headers()) > g.cfg.MaxHeaders ||
+			g.cfg.MaxMessageSize > 0 && len(req.Body()) > g.cfg.MaxMessageSize {
+			g.count(&g.dropped, DropSize)
+			if !req.IsAck() {
+				s.respond(tx, req, 513, "Message Too Large")
+			}
+			return
+		}
+		n := g.pending.Add(1)
+		defer g.pending.Add(-1)
+		if g.cfg.MaxPending > 0 && n > int64(g.cfg.MaxPending) && startsSomething(req) {
+			g.count(&g.dropped, DropPending)
+			s.respond(tx, req, 503, "Service Unavailable: Overloaded", sip.NewHeader("Retry-After", strconv.Itoa(overloadRetryAfter)))
+			return
+		}
+		h(req, tx)
+	}
+}
+
+// startsSomething reports whether req starts new work (a registration, a
+// call, a query) rather than continuing a call.
+func startsSomething(req *sip.Request) bool {
+	switch req.Method {
+	case sip.REGISTER, sip.OPTIONS:
+		return true
+	case sip.INVITE:
+		if req.To() == nil {
+			return true
+		}
+		_, inDialog := req.To().Params.Get("tag")
+		return !inDialog
+	}
+	return false
+}
+
+func userAgent(req *sip.Request) string {
+	if h := req.GetHeader("User-Agent"); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// admitCall checks the call limits for a new call from user; it answers
+// the request itself and returns false when a limit is reached.
+func (s *Server) admitCall(req *sip.Request, tx sip.ServerTransaction, user string) bool {
+	g := s.guard
+	if g.cfg.MaxCalls > 0 && s.ActiveCalls() >= g.cfg.MaxCalls {
+		g.count(&g.refused, RefusedMaxCalls)
+		s.respond(tx, req, 503, "Service Unavailable: Call Limit Reached", sip.NewHeader("Retry-After", strconv.Itoa(overloadRetryAfter)))
+		return false
+	}
+	if g.cfg.MaxCallsPerUser > 0 && !g.trusted(sourceAddr(req)) && s.calls.countCaller(user) >= g.cfg.MaxCallsPerUser {
+		g.count(&g.refused, RefusedUserCalls)
+		s.log.Info("call refused: user has too many calls", "user", user, "limit", g.cfg.MaxCallsPerUser)
+		s.respond(tx, req, 403, "Forbidden: Too Many Calls")
+		return false
+	}
+	return true
+}
+
+// countCaller returns how many calls in progress user placed.
+func (t *callTable) countCaller(user string) int {
+	t.mu.Lock()
+	calls := make([]*call, 0, len(t.byID))
+	for _, c := range t.byID {
+		calls = append(calls, c)
+	}
+	t.mu.Unlock()
+	n := 0
+	for _, c := range calls {
+		c.mu.Lock()
+		if c.rec.Caller == user {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// admitDatagram is the first check of a UDP datagram, before it is
+// parsed: banned sources, the request rate and the message size.
+func (g *guard) admitDatagram(from net.Addr, size int) bool {
+	a := udpAddr(from)
+	if !a.IsValid() || g.trusted(a) {
+		return true
+	}
+	if g.cfg.MaxMessageSize > 0 && size > g.cfg.MaxMessageSize {
+		g.count(&g.dropped, DropSize)
+		return false
+	}
+	return !g.isBanned(a) && g.allowRate(a)
+}
+
+// guardListener closes stream connections from banned sources at once.
+type guardListener struct {
+	net.Listener
+	g *guard
+}
+
+func (l guardListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if ap, perr := netip.ParseAddrPort(c.RemoteAddr().String()); perr == nil && l.g.isBanned(ap.Addr().Unmap()) {
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
