@@ -187,7 +187,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.handleInDialog(req, tx)
 		return
 	}
-	if s.refuseWhileDraining(req, tx) {
+	if s.refuseWhileDraining(req, tx) || !s.admitAnyCall(req, tx) {
 		return
 	}
 	if s.inboundTrunkCall(req, tx) {

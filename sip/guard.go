@@ -113,6 +113,9 @@ type guard struct {
 	cfg Limits
 	now func() time.Time
 	log *slog.Logger
+	// alsoTrusted reports sources trusted besides Limits.Trusted: the
+	// trunks' providers.
+	alsoTrusted func(netip.Addr) bool
 
 	mu   sync.Mutex
 	srcs map[netip.Addr]*source
@@ -167,6 +170,16 @@ func (g *guard) count(m *sync.Map, reason string) {
 func (g *guard) trusted(a netip.Addr) bool {
 	for _, p := range g.cfg.Trusted {
 		if p.Contains(a) {
+			return true
+		}
+	}
+	return g.alsoTrusted != nil && g.alsoTrusted(a)
+}
+
+// fromTrunk reports whether a is one of the trunks' providers.
+func (s *Server) fromTrunk(a netip.Addr) bool {
+	for _, t := range s.trunks {
+		if _, ours := t.Inbound(netip.AddrPortFrom(a, 0), ""); ours {
 			return true
 		}
 	}
@@ -464,15 +477,23 @@ func userAgent(req *sip.Request) string {
 	return ""
 }
 
-// admitCall checks the call limits for a new call from user; it answers
-// the request itself and returns false when a limit is reached.
-func (s *Server) admitCall(req *sip.Request, tx sip.ServerTransaction, user string) bool {
+// admitAnyCall sheds a new call, from a user or a trunk, past
+// Limits.MaxCalls with 503 and Retry-After; it reports whether the call
+// may go on.
+func (s *Server) admitAnyCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	g := s.guard
 	if g.cfg.MaxCalls > 0 && s.ActiveCalls() >= g.cfg.MaxCalls {
 		g.count(&g.refused, RefusedMaxCalls)
 		s.respond(tx, req, 503, "Service Unavailable: Call Limit Reached", sip.NewHeader("Retry-After", strconv.Itoa(overloadRetryAfter)))
 		return false
 	}
+	return true
+}
+
+// admitCall checks the per-user call limit for a new call from user; it
+// answers the request itself and returns false when the limit is reached.
+func (s *Server) admitCall(req *sip.Request, tx sip.ServerTransaction, user string) bool {
+	g := s.guard
 	if g.cfg.MaxCallsPerUser > 0 && !g.trusted(sourceAddr(req)) && s.calls.countCaller(user) >= g.cfg.MaxCallsPerUser {
 		g.count(&g.refused, RefusedUserCalls)
 		s.log.Info("call refused: user has too many calls", "user", user, "limit", g.cfg.MaxCallsPerUser)

@@ -134,6 +134,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		trunks:  deps.Trunks,
 	}
 	s.guard = newGuard(cfg.Limits, deps.Now, s.log)
+	s.guard.alsoTrusted = s.fromTrunk
 	// sipgo's own logging is noisy at info and logs whole packets on parse
 	// errors; only its warnings and errors about our own operation pass.
 	libLog := slog.New(quietHandler{deps.Log.Handler()}).With("component", "sipgo")
