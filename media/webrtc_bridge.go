@@ -158,6 +158,20 @@ func (b *Bridge) attach() {
 	b.log.Debug("webrtc bridge attached", "local", b.local.String(), "relay_port", b.leg.port)
 }
 
+// Attach makes the bridge its leg's peer again, after another bridge was
+// created on the same leg: a call to a user with several browsers rings
+// each through a bridge of its own, and the one that answers takes the
+// leg. The other bridges' Close then leaves the leg alone.
+func (b *Bridge) Attach() {
+	// Under mu, so Close (which sets closed under mu before it detaches)
+	// sees the targets set here.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.attach()
+	}
+}
+
 // detach leaves the leg without a destination, unless it has been pointed
 // elsewhere meanwhile (SetRemote, or another bridge).
 func (b *Bridge) detach() {

@@ -64,6 +64,10 @@ type call struct {
 
 	// events orders the call's events and record writes (see emit).
 	events callEvents
+	// browserA is set when the caller is a browser (a WebRTC offer);
+	// browsers holds the bridges of the legs that face browsers.
+	browserA bool
+	browsers [2]BrowserLeg
 }
 
 // ackKey names the re-INVITE an ACK is for: its leg and CSeq.
@@ -228,7 +232,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 404, "Not Found")
 		return
 	}
-	offer, audio, offerInfo, err := parseSDP(req.Body())
+	offer, audio, offerInfo, browserA, err := parseOffer(req.Body())
 	if len(req.Body()) == 0 {
 		s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "an SDP offer is required in the INVITE"`))
 		return
@@ -244,6 +248,8 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		id:    uuid.NewString(),
 		ended: make(chan struct{}),
 		aKey:  requestDialogKey(req),
+		// The caller is a browser: its media ends in a bridge.
+		browserA: browserA,
 		rec: store.CallRecord{
 			Caller: u.Name, Callee: callee,
 			CallerURI: req.From().Address.String(), CalleeURI: req.Recipient.String(),
@@ -285,17 +291,22 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// Stops the caller's retransmissions at once; sipgo would send it only
 	// after 200 ms.
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
-	media.SetRemote(LegA, offerInfo.RTP, offerInfo.RTCP)
+	if !browserA {
+		media.SetRemote(LegA, offerInfo.RTP, offerInfo.RTCP)
+	}
 
 	fromName := req.From().DisplayName
 	if fromName == "" {
 		fromName = u.DisplayName
 	}
 	c.sdpVer = 1
-	offerB, err := rewriteSDP(offer, audio, media.Addr(), media.Port(LegB), c.sdpVer)
-	if err != nil {
-		c.failSetup(488, "system", err.Error())
-		return
+	var offerB []byte
+	if !browserA {
+		offerB, err = rewriteSDP(offer, audio, media.Addr(), media.Port(LegB), c.sdpVer)
+		if err != nil {
+			c.failSetup(488, "system", err.Error())
+			return
+		}
 	}
 	c.connect(bindings, offerB, fromName, target)
 }
@@ -314,6 +325,7 @@ const defaultRingTimeout = 60 * time.Second
 // forkResult is how one device's INVITE ended: d is set when it answered.
 type forkResult struct {
 	d   *sipgo.DialogClientSession
+	bl  BrowserLeg // the device's bridge when it is a browser
 	err error
 }
 
@@ -345,8 +357,18 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 	fromTag := sip.GenerateTagN(16)
 	pending := 0
 	var codes []int
+	var bridges []BrowserLeg
 	for _, b := range bindings {
-		req, err := c.forkRequest(b, offerB, fromName, fromTag, target)
+		body, bl, err := c.forkOffer(b, offerB)
+		if err != nil {
+			c.log.Warn("no offer for device", "contact", b.Contact, "transport", b.Transport, "error", err)
+			codes = append(codes, 488)
+			continue
+		}
+		if bl != nil {
+			bridges = append(bridges, bl)
+		}
+		req, err := c.forkRequest(b, body, fromName, fromTag, target)
 		if err != nil {
 			c.log.Warn("bad binding", "contact", b.Contact, "error", err)
 			codes = append(codes, 480)
@@ -354,11 +376,12 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 		}
 		pending++
 		s.calls.wg.Add(1)
-		go c.fork(forkCtx, req, prov, results, setupDone)
+		go c.fork(forkCtx, req, bl, prov, results, setupDone)
 	}
 
 	var rs ringState
 	var winner *sipgo.DialogClientSession
+	var winnerBridge BrowserLeg
 	var failStatus int
 	failBy, failReason := "system", ""
 	for pending > 0 && winner == nil && failStatus == 0 {
@@ -368,7 +391,7 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 		case r := <-results:
 			pending--
 			if r.d != nil {
-				winner = r.d
+				winner, winnerBridge = r.d, r.bl
 				break
 			}
 			var de *sipgo.ErrDialogResponse
@@ -402,6 +425,7 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 	}
 	// The other devices stop ringing now, not once the caller has ACKed.
 	stopForks()
+	c.closeBridges(bridges, winnerBridge)
 	if winner == nil {
 		if failStatus == 0 {
 			failStatus, failReason = pickFailure(codes)
@@ -418,13 +442,13 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 			drained = true
 		}
 	}
-	c.bridge(winner)
+	c.bridge(winner, winnerBridge)
 }
 
 // fork rings one device and reports how that ended on results, unless the
 // call setup is over (setupDone). A device that answers then, or as it is
 // being cancelled, is hung up here: ACK, then BYE.
-func (c *call) fork(ctx context.Context, req *sip.Request, prov chan<- *sip.Response, results chan<- forkResult, setupDone <-chan struct{}) {
+func (c *call) fork(ctx context.Context, req *sip.Request, bl BrowserLeg, prov chan<- *sip.Response, results chan<- forkResult, setupDone <-chan struct{}) {
 	defer c.s.calls.wg.Done()
 	d, err := c.s.dua.WriteInvite(ctx, req)
 	if err == nil {
@@ -438,7 +462,7 @@ func (c *call) fork(ctx context.Context, req *sip.Request, prov chan<- *sip.Resp
 			return nil
 		}})
 	}
-	r := forkResult{err: err}
+	r := forkResult{err: err, bl: bl}
 	if err == nil {
 		r.d = d
 	} else if d != nil && d.InviteResponse != nil && d.InviteResponse.IsSuccess() {
@@ -464,7 +488,9 @@ type ringState struct {
 // call.ringing event goes out once, with the first relayed response.
 func (c *call) provisional(res *sip.Response, rs *ringState) {
 	relayed := false
-	if res.StatusCode == 183 && len(res.Body()) > 0 && !rs.early {
+	// Early media is relayed between phones only: a browser's media is
+	// bridged once the call is answered.
+	if res.StatusCode == 183 && len(res.Body()) > 0 && !rs.early && !c.browserA && !isConnectionTransport(res.Transport()) {
 		if body, ok := c.answerForA(res.Body()); ok {
 			rs.early, relayed = true, true
 			c.respondA(c.withServer(sip.NewSDPResponseFromRequest(c.a.InviteRequest, body), 183, "Session Progress"))
@@ -638,7 +664,7 @@ func (c *call) dropLoser(d *sipgo.DialogClientSession) {
 }
 
 // bridge connects the caller to the device that answered.
-func (c *call) bridge(b *sipgo.DialogClientSession) {
+func (c *call) bridge(b *sipgo.DialogClientSession, bl BrowserLeg) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -661,7 +687,7 @@ func (c *call) bridge(b *sipgo.DialogClientSession) {
 		return
 	}
 	s.calls.setB(c, key)
-	answer, ok := c.answerForA(b.InviteResponse.Body())
+	answer, ok := c.answerForCaller(b.InviteResponse.Body(), bl)
 	if !ok {
 		c.log.Warn("callee answered without usable SDP")
 		c.end(488, "system", "callee SDP unusable")
@@ -717,6 +743,12 @@ func (c *call) watchMedia() {
 			c.log.Info("media timeout")
 			c.end(0, "system", "media timeout")
 		}
+	case <-c.browserDone(LegA):
+		c.log.Info("browser media ended", "leg", LegA.String())
+		c.end(0, "system", "browser media failed")
+	case <-c.browserDone(LegB):
+		c.log.Info("browser media ended", "leg", LegB.String())
+		c.end(0, "system", "browser media failed")
 	}
 }
 
@@ -907,6 +939,12 @@ func (c *call) inDialogCtx() (context.Context, context.CancelFunc) {
 // re-INVITE without an offer gets the offer in the 2xx and the answer in
 // the ACK, which is then carried over too (RFC 3261 §14.1).
 func (c *call) passOffer(from Leg, req *sip.Request, tx sip.ServerTransaction) {
+	if c.hasBrowser() {
+		// A browser's media is bridged once, at answer: new offers
+		// (hold, ICE restart) are not carried across the bridge.
+		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "session changes are not supported on calls with a browser"`))
+		return
+	}
 	c.mu.Lock()
 	if c.busy || !c.answered || c.over {
 		c.mu.Unlock()

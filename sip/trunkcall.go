@@ -291,7 +291,7 @@ func (c *call) connectTrunks(ts []trunk.Trunk, routes []trunk.Route, offerB []by
 		switch {
 		case d != nil:
 			c.log.Info("call leaves through trunk", "trunk", t.Name(), "number", routes[i].Number)
-			c.bridge(d)
+			c.bridge(d, nil)
 			return
 		case end != nil:
 			c.failSetup(end.status, end.by, end.reason)

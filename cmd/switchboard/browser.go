@@ -5,8 +5,15 @@ import (
 	"github.com/switchboard/switchboard/web"
 )
 
-// mountBrowser serves what browsers use on web.listen, beside the API: SIP
-// over WebSocket at /ws (same origin as the phone page).
-func mountBrowser(webSrv *web.Server, sipSrv *sip.Server) {
+// mountBrowser serves what browsers use on web.listen, beside the API: the
+// phone page at / and SIP over WebSocket at /ws (same origin as the page).
+func mountBrowser(webSrv *web.Server, sipSrv *sip.Server, domain string) error {
+	phone, err := web.PhoneHandler(web.PhoneConfig{Domain: domain})
+	if err != nil {
+		return err
+	}
+	webSrv.Handle("GET /{$}", phone)
+	webSrv.Handle("GET /phone/", phone)
 	webSrv.Handle("GET /ws", sipSrv.WebSocketHandler())
+	return nil
 }

@@ -88,8 +88,13 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	browsers, err := media.NewWebRTC(webrtcConfig(mediaConfig(cfg)), log.With("component", "webrtc"))
+	if err != nil {
+		return err
+	}
+	defer browsers.Close()
 	sipSrv, err := sip.NewServer(ctx, sipConfig(cfg), sip.Deps{
-		Users: st, Bindings: st, Records: st, Relay: relayAdapter{relay}, Events: ev.recorder, Log: log, Trunks: trunks,
+		Users: st, Bindings: st, Records: st, Relay: relayAdapter{r: relay, w: browsers}, Events: ev.recorder, Log: log, Trunks: trunks,
 	})
 	if err != nil {
 		return err
@@ -103,7 +108,9 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	mountBrowser(webSrv, sipSrv)
+	if err := mountBrowser(webSrv, sipSrv, cfg.SIP.Domain); err != nil {
+		return err
+	}
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	g, gctx := errgroup.WithContext(stopCtx)

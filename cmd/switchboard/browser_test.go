@@ -1,0 +1,346 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/switchboard/switchboard/internal/browsertest"
+	"github.com/switchboard/switchboard/internal/config"
+)
+
+// browserEnv is the real server with a headless Chromium to open its phone
+// page.
+type browserEnv struct {
+	*server
+	base    string // http://127.0.0.1:port
+	browser *browsertest.Browser
+}
+
+func startBrowserEnv(t *testing.T, users map[string]string) *browserEnv {
+	t.Helper()
+	s := startServer(t, users, "")
+	cfg, err := config.Load(filepath.Join(s.dir, "switchboard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browserEnv{server: s, base: "http://" + cfg.Web.Listen, browser: browsertest.Start(t)}
+}
+
+// signIn opens the phone page and signs in as user.
+func (e *browserEnv) signIn(t *testing.T, user, pass string) *browsertest.Page {
+	t.Helper()
+	p := e.browser.NewPage()
+	p.SetName("page of " + user)
+	p.Navigate(e.base + "/")
+	p.Fill("login-user", user)
+	p.Fill("login-password", pass)
+	p.Click("login-submit")
+	p.WaitText("reg-state", "Registered")
+	p.WaitVisible("phone-panel")
+	return p
+}
+
+// inboundPackets is the number of audio packets the page's call received.
+const inboundPackets = `(async () => {
+  const pc = window.switchboard.pc;
+  if (!pc) return 0;
+  let n = 0;
+  for (const s of (await pc.getStats()).values()) if (s.type === "inbound-rtp" && s.kind === "audio") n += s.packetsReceived;
+  return n;
+})()`
+
+// rtpPhone is the media side of a test phone: it sends a PCMU stream to
+// the relay and counts what comes back, by payload type.
+type rtpPhone struct {
+	conn *net.UDPConn
+	stop chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	got  map[uint8]int
+}
+
+func newRTPPhone(t *testing.T) *rtpPhone {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rtpPhone{conn: conn, stop: make(chan struct{}), got: map[uint8]int{}}
+	p.wg.Add(1)
+	go p.receive()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *rtpPhone) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (p *rtpPhone) receive() {
+	defer p.wg.Done()
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		var pkt rtp.Packet
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		p.mu.Lock()
+		p.got[pkt.PayloadType]++
+		p.mu.Unlock()
+	}
+}
+
+func (p *rtpPhone) count(pt uint8) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.got[pt]
+}
+
+// send streams 20 ms PCMU packets of a tone to dst until close.
+func (p *rtpPhone) send(dst *net.UDPAddr) {
+	tone := make([]byte, 160)
+	for i := range tone {
+		tone[i] = linearToULaw(int16(6000 * sinTable(i)))
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 0x1001}, Payload: tone}
+		for i := 0; i < 3000; i++ { // at most a minute
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			pkt.SequenceNumber++
+			pkt.Timestamp += 160
+			pkt.Marker = i == 0
+			b, _ := pkt.Marshal()
+			if _, err := p.conn.WriteToUDP(b, dst); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (p *rtpPhone) close() {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	close(p.stop)
+	p.conn.Close()
+	p.wg.Wait()
+}
+
+// sinTable is a 400 Hz sine at 8 kHz (20 samples a period).
+func sinTable(i int) float64 {
+	return []float64{0, .31, .59, .81, .95, 1, .95, .81, .59, .31, 0, -.31, -.59, -.81, -.95, -1, -.95, -.81, -.59, -.31}[i%20]
+}
+
+var (
+	sdpConn  = regexp.MustCompile(`(?m)^c=IN IP4 (\S+)`)
+	sdpAudio = regexp.MustCompile(`(?m)^m=audio (\d+) (\S+) ([0-9 ]+)`)
+	sdpEvent = regexp.MustCompile(`(?m)^a=rtpmap:(\d+) telephone-event/8000`)
+)
+
+// plainTarget checks that body is a plain RTP offer or answer with PCMU and
+// returns where to send RTP and the telephone-event payload type (0 if none).
+func plainTarget(t *testing.T, body string) (*net.UDPAddr, int) {
+	t.Helper()
+	c, m := sdpConn.FindStringSubmatch(body), sdpAudio.FindStringSubmatch(body)
+	if c == nil || m == nil {
+		t.Fatalf("SDP without connection or audio line:\n%s", body)
+	}
+	if m[2] != "RTP/AVP" {
+		t.Fatalf("phone got transport %s, want plain RTP/AVP:\n%s", m[2], body)
+	}
+	if !regexp.MustCompile(`(^| )0( |$)`).MatchString(m[3]) {
+		t.Fatalf("phone was not offered PCMU:\n%s", body)
+	}
+	port, _ := strconv.Atoi(m[1])
+	ev := 0
+	if e := sdpEvent.FindStringSubmatch(body); e != nil {
+		ev, _ = strconv.Atoi(e[1])
+	}
+	return &net.UDPAddr{IP: net.ParseIP(c[1]), Port: port}, ev
+}
+
+func phoneSDP(port, event int) string {
+	s := fmt.Sprintf("v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0", port)
+	if event != 0 {
+		s += fmt.Sprintf(" %d", event)
+	}
+	s += "\r\na=rtpmap:0 PCMU/8000\r\n"
+	if event != 0 {
+		s += fmt.Sprintf("a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", event, event)
+	}
+	return s + "a=sendrecv\r\n"
+}
+
+// waitAtLeast polls count until it reaches n.
+func waitAtLeast(t *testing.T, what string, n int, count func() int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d, want at least %d", what, count(), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The browser (1003, on our page) calls a SIP phone (1001): audio flows
+// both ways through the WebRTC bridge, the keypad reaches the phone as
+// RFC 4733 events, and the page hangs up.
+func TestBrowserCallsPhone(t *testing.T) {
+	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
+	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
+	if code := phone.register(300); code != 200 {
+		t.Fatalf("phone REGISTER: %d", code)
+	}
+	media := newRTPPhone(t)
+	page := e.signIn(t, "1003", "carol-1003")
+
+	page.Fill("dial-number", "1001")
+	page.Click("call-button")
+	inv := phone.readRequest("INVITE")
+	dst, event := plainTarget(t, inv.body)
+	if event == 0 {
+		t.Fatalf("no telephone-event offered to the phone:\n%s", inv.body)
+	}
+	phone.respond(inv, 180, "")
+	page.WaitText("call-state", "Ringing")
+	phone.respond(inv, 200, phoneSDP(media.port(), event))
+	phone.readRequest("ACK")
+	media.send(dst)
+	page.WaitText("call-state", "In call")
+
+	// Phone → browser: the page's peer connection counts the packets.
+	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	// Browser → phone: PCMU from the browser's fake microphone.
+	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
+
+	// The keypad sends telephone events to the phone.
+	page.Click("key-5")
+	waitAtLeast(t, "telephone-event packets from the browser", 3, func() int { return media.count(uint8(event)) })
+
+	page.WaitFor(`document.querySelector('[data-testid=call-timer]').textContent.length > 0`)
+	shot := filepath.Join(t.TempDir(), "browser-call.png")
+	page.Screenshot(shot)
+	if os.Getenv("SWITCHBOARD_SCREENSHOT") != "" {
+		page.Screenshot(os.Getenv("SWITCHBOARD_SCREENSHOT"))
+	}
+
+	page.Click("hangup-button")
+	bye := phone.readRequest("BYE")
+	phone.respond(bye, 200, "")
+	page.WaitText("call-state", "Call ended")
+}
+
+// A SIP phone (1001) calls the browser: the page rings with caller ID, the
+// test answers, audio flows both ways, and the phone hangs up.
+func TestPhoneCallsBrowser(t *testing.T) {
+	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
+	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
+	media := newRTPPhone(t)
+	page := e.signIn(t, "1003", "carol-1003")
+
+	c := &outCall{callee: "1003", callID: randHex(8), fromTag: randHex(4), branch: "z9hG4bK" + randHex(8), cseq: 1}
+	phone.sendInvite(c, phoneSDP(media.port(), 101))
+	page.WaitVisible("incoming")
+	page.WaitText("incoming-caller", "1001")
+	page.Click("answer-button")
+	res := phone.finalResponse(c)
+	if res.status != 200 {
+		t.Fatalf("INVITE to the browser: %d", res.status)
+	}
+	dst, _ := plainTarget(t, res.body)
+	media.send(dst)
+	page.WaitText("call-state", "In call")
+	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
+
+	phone.bye(c, res)
+	page.WaitText("call-state", "ended by the other side")
+}
+
+// Two browsers call each other through the server (Opus may pass through).
+func TestBrowserCallsBrowser(t *testing.T) {
+	e := startBrowserEnv(t, map[string]string{"1002": "bob-1002", "1003": "carol-1003"})
+	carol := e.signIn(t, "1003", "carol-1003")
+	bob := e.signIn(t, "1002", "bob-1002")
+
+	carol.Fill("dial-number", "1002")
+	carol.Click("call-button")
+	bob.WaitText("incoming-caller", "1003")
+	bob.Click("answer-button")
+	carol.WaitText("call-state", "In call")
+	bob.WaitText("call-state", "In call")
+	carol.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	bob.WaitFor(inboundPackets + `.then(n => n > 25)`)
+
+	bob.Click("hangup-button")
+	carol.WaitText("call-state", "ended by the other side")
+}
+
+// sendInvite sends an INVITE with sdp to c.callee, answering the server's
+// 407 challenge; read the final response with finalResponse.
+func (p *sipPhone) sendInvite(c *outCall, sdp string) {
+	p.t.Helper()
+	build := func(auth string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "INVITE sip:%s@switchboard.local SIP/2.0\r\n", c.callee)
+		fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n", p.addr(), c.branch)
+		fmt.Fprintf(&b, "From: \"Alice\" <sip:%s@switchboard.local>;tag=%s\r\nTo: <sip:%s@switchboard.local>\r\n", p.user, c.fromTag, c.callee)
+		fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d INVITE\r\nContact: <sip:%s@%s>\r\n", c.callID, c.cseq, p.user, p.addr())
+		if auth != "" {
+			fmt.Fprintf(&b, "Proxy-Authorization: %s\r\n", auth)
+		}
+		fmt.Fprintf(&b, "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(sdp), sdp)
+		return b.String()
+	}
+	p.send(p.server, build(""))
+	res := p.readFinal(c.callID, c.cseq)
+	if res.status != 407 {
+		p.t.Fatalf("INVITE without credentials: %d, want 407", res.status)
+	}
+	p.ack(c, res)
+	c.cseq, c.branch = 2, "z9hG4bK"+randHex(8)
+	p.send(p.server, build(p.authorization(res.get("proxy-authenticate"), "INVITE", "sip:"+c.callee+"@switchboard.local")))
+}
+
+// bye hangs up the call that res answered and checks the server's 200.
+func (p *sipPhone) bye(c *outCall, res *sipMsg) {
+	p.t.Helper()
+	uri := "sip:" + c.callee + "@switchboard.local"
+	if ct := res.get("contact"); ct != "" {
+		if i, j := strings.Index(ct, "<"), strings.Index(ct, ">"); i >= 0 && j > i {
+			uri = ct[i+1 : j]
+		}
+	}
+	c.cseq++
+	var b strings.Builder
+	fmt.Fprintf(&b, "BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\r\nMax-Forwards: 70\r\n", uri, p.addr(), randHex(8))
+	fmt.Fprintf(&b, "From: <sip:%s@switchboard.local>;tag=%s\r\nTo: %s\r\n", p.user, c.fromTag, res.get("to"))
+	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d BYE\r\nContent-Length: 0\r\n\r\n", c.callID, c.cseq)
+	p.send(p.server, b.String())
+	if st := p.readFinal(c.callID, c.cseq).status; st != 200 {
+		p.t.Fatalf("BYE: %d", st)
+	}
+}

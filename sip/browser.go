@@ -1,0 +1,214 @@
+package sip
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/pion/sdp/v3"
+
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Calls with a browser on one side: the browser's media (ICE, DTLS-SRTP,
+// RFC 8829) ends in the media plane, which bridges it to the plain RTP of
+// the other leg. The signalling plane only decides which leg is a browser —
+// a WebRTC offer from the caller, a binding over WebSocket for a callee —
+// and passes SDP bodies; the media plane builds them.
+
+// BrowserMedia is implemented by a MediaSession that can terminate a
+// browser's WebRTC media on one of its legs. Without it, calls from or to
+// browsers are refused with 488.
+type BrowserMedia interface {
+	// PlainOffer turns a browser's SDP offer into the plain RTP/AVP offer
+	// for a phone reached through leg: only the codecs a bridge carries
+	// that phones use (G.711, G.722, telephone-event), at the relay's
+	// port for leg.
+	PlainOffer(browserOffer []byte, leg Leg, version uint64) ([]byte, error)
+	// OfferBrowser bridges leg to a browser that is being called and
+	// returns the SDP offer for it. peerSDP is the other side's SDP (a
+	// phone's offer or a calling browser's): its codecs and payload types.
+	OfferBrowser(ctx context.Context, leg Leg, peerSDP []byte) (BrowserLeg, []byte, error)
+	// AnswerBrowser terminates a calling browser's offer on leg, bridged
+	// to the other side whose codecs peerSDP lists, and returns the SDP
+	// answer for the browser.
+	AnswerBrowser(ctx context.Context, leg Leg, offer, peerSDP []byte) (BrowserLeg, []byte, error)
+}
+
+// BrowserLeg is one browser's peer connection bridged to a relay leg.
+type BrowserLeg interface {
+	// Accept applies the answer of a called browser, makes this bridge
+	// the one its leg uses (several browsers may ring at once), and
+	// returns the plain RTP answer for the other side, at the relay's
+	// port for the other leg.
+	Accept(answer []byte, version uint64) ([]byte, error)
+	// Done is closed when the browser's media has ended or failed.
+	Done() <-chan struct{}
+	// Close ends the peer connection; it is idempotent.
+	Close() error
+}
+
+// browserSetupTimeout bounds building a browser bridge (ICE gathering).
+const browserSetupTimeout = 10 * time.Second
+
+// isWebRTCOffer reports whether body's first active audio stream is
+// WebRTC's (UDP/TLS/RTP/SAVPF, RFC 8834 §5.1.2): a browser.
+func isWebRTCOffer(body []byte) bool {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(body)); err != nil {
+		return false
+	}
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		return strings.Contains(strings.Join(m.MediaName.Protos, "/"), "SAVPF")
+	}
+	return false
+}
+
+// parseOffer reads a caller's offer, plain or WebRTC. A WebRTC offer has
+// no parsed description to rewrite: the media plane answers it.
+func parseOffer(body []byte) (*sdp.SessionDescription, int, mediaInfo, bool, error) {
+	if !isWebRTCOffer(body) {
+		sd, audio, info, err := parseSDP(body)
+		return sd, audio, info, false, err
+	}
+	info := mediaInfo{Direction: "sendrecv"}
+	var sd sdp.SessionDescription
+	_ = sd.UnmarshalString(string(body))
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media == "audio" && m.MediaName.Port.Value != 0 {
+			rtpmap := map[string]string{}
+			for _, a := range m.Attributes {
+				if a.Key == "rtpmap" {
+					if pt, enc, ok := strings.Cut(a.Value, " "); ok {
+						rtpmap[pt] = enc
+					}
+				}
+			}
+			for _, f := range m.MediaName.Formats {
+				if n := rtpmap[f]; n != "" {
+					info.Codecs = append(info.Codecs, n)
+				} else if n := staticPayloads[f]; n != "" {
+					info.Codecs = append(info.Codecs, n)
+				}
+			}
+			break
+		}
+	}
+	return nil, 0, info, true, nil
+}
+
+// isBrowserBinding reports whether a device is a browser: it registered
+// over a WebSocket.
+func isBrowserBinding(b store.Binding) bool { return isConnectionTransport(b.Transport) }
+
+func (c *call) browserMedia() (BrowserMedia, bool) {
+	bm, ok := c.media.(BrowserMedia)
+	return bm, ok
+}
+
+// forkOffer is the offer for one device: a WebRTC offer from a new bridge
+// for a browser, a plain offer for a phone.
+func (c *call) forkOffer(b store.Binding, offerB []byte) ([]byte, BrowserLeg, error) {
+	if !isBrowserBinding(b) && !c.browserA {
+		return offerB, nil, nil
+	}
+	bm, ok := c.browserMedia()
+	if !ok {
+		return nil, nil, &StatusError{Code: 488, Reason: "Not Acceptable Here"}
+	}
+	offerA := c.a.InviteRequest.Body()
+	if !isBrowserBinding(b) {
+		c.mu.Lock()
+		v := c.sdpVer
+		c.mu.Unlock()
+		body, err := bm.PlainOffer(offerA, LegB, v)
+		return body, nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, browserSetupTimeout)
+	defer cancel()
+	bl, body, err := bm.OfferBrowser(ctx, LegB, offerA)
+	return body, bl, err
+}
+
+// answerForCaller builds the caller's SDP answer from the answer of the
+// device that took the call (bl is its bridge when it is a browser), and
+// points the relay at the callee.
+func (c *call) answerForCaller(body []byte, bl BrowserLeg) ([]byte, bool) {
+	if bl == nil && !c.browserA {
+		return c.answerForA(body)
+	}
+	bm, ok := c.browserMedia()
+	if !ok {
+		return nil, false
+	}
+	c.mu.Lock()
+	c.sdpVer++
+	v := c.sdpVer
+	c.mu.Unlock()
+	var plain []byte // the callee as the caller's leg sees it
+	if bl != nil {
+		ans, err := bl.Accept(body, v)
+		if err != nil {
+			c.log.Warn("browser answer unusable", "error", err)
+			return nil, false
+		}
+		c.setBrowser(LegB, bl)
+		if !c.browserA {
+			return ans, true
+		}
+		plain = ans
+	} else {
+		_, _, info, err := parseSDP(body)
+		if err != nil {
+			c.log.Warn("callee SDP unusable", "error", err)
+			return nil, false
+		}
+		c.media.SetRemote(LegB, info.RTP, info.RTCP)
+		plain = body
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, browserSetupTimeout)
+	defer cancel()
+	bla, ans, err := bm.AnswerBrowser(ctx, LegA, c.a.InviteRequest.Body(), plain)
+	if err != nil {
+		c.log.Warn("cannot bridge the calling browser", "error", err)
+		return nil, false
+	}
+	c.setBrowser(LegA, bla)
+	return ans, true
+}
+
+func (c *call) setBrowser(leg Leg, bl BrowserLeg) {
+	c.mu.Lock()
+	c.browsers[leg] = bl
+	c.mu.Unlock()
+}
+
+// browserDone is closed when the browser on leg has lost its media; nil
+// (never ready) when leg is not a browser.
+func (c *call) browserDone(leg Leg) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.browsers[leg] == nil {
+		return nil
+	}
+	return c.browsers[leg].Done()
+}
+
+// hasBrowser reports whether either leg is a browser.
+func (c *call) hasBrowser() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.browserA || c.browsers[LegA] != nil || c.browsers[LegB] != nil
+}
+
+// closeBridges ends the bridges of devices that did not take the call.
+func (c *call) closeBridges(bls []BrowserLeg, keep BrowserLeg) {
+	for _, bl := range bls {
+		if bl != keep {
+			c.s.calls.wg.Go(func() { _ = bl.Close() })
+		}
+	}
+}
