@@ -67,7 +67,7 @@ func newAPI(s *Server) huma.API {
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
 	cfg.Tags = []*huma.Tag{
-		{Name: tagUsers}, {Name: tagRegs}, {Name: tagCalls}, {Name: tagRecords}, {Name: tagTrunks}, {Name: tagEvents}, {Name: tagServer},
+		{Name: tagUsers}, {Name: tagRegs}, {Name: tagCalls}, {Name: tagRecords}, {Name: tagTrunks}, {Name: tagEvents}, {Name: tagProtection}, {Name: tagServer},
 	}
 	api := humago.New(s.mux, cfg)
 	s.registerUsers(api)

@@ -18,13 +18,16 @@ const scrapeTimeout = 5 * time.Second
 // newMetrics returns the /metrics handler over a registry of its own (not
 // the process-wide default): Go runtime and process collectors, and the
 // server's state read from the Service at scrape time.
-func newMetrics(s *Server, results CallResults) http.Handler {
+func newMetrics(s *Server, results CallResults, prot Protection) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{s: s, results: results},
 	)
+	if prot != nil {
+		reg.MustRegister(protectionCollector{prot})
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slogPromLogger{s},
 		ErrorHandling: promhttp.ContinueOnError,

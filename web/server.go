@@ -42,6 +42,8 @@ type Deps struct {
 	CallResults CallResults
 	// Reloader is optional: without it there is no reload operation.
 	Reloader Reloader
+	// Protection is optional: without it no bans or limits are reported.
+	Protection Protection
 	// Events is optional: without it /api/v1/events answers 503.
 	Events EventLog
 	Log    *slog.Logger
@@ -109,9 +111,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Reloader != nil {
 		s.registerReload(s.api, deps.Reloader)
 	}
+	if deps.Protection != nil {
+		s.registerProtection(s.api, deps.Protection)
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", newMetrics(s, deps.CallResults))
+	s.mux.Handle("GET /metrics", newMetrics(s, deps.CallResults, deps.Protection))
 	return s, nil
 }
 

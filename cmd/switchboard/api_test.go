@@ -181,7 +181,8 @@ func (p apiProblem) locations() []string {
 // real SIP phones registering and calling, and checks each response
 // against the published OpenAPI document.
 func TestAPI(t *testing.T) {
-	e := startAPI(t, map[string]string{"1001": "alice-1001", "1002": "bob-1002"})
+	// 127.0.0.2 is not trusted, so that it can be banned.
+	e := startAPIServer(t, startServer(t, map[string]string{"1001": "alice-1001", "1002": "bob-1002"}, "limits:\n  trusted: [\"127.0.0.1\"]\n"))
 
 	t.Run("auth", func(t *testing.T) {
 		e := e.with(t)
@@ -463,6 +464,8 @@ func TestAPI(t *testing.T) {
 			`switchboard_active_calls{state="answered"} 0` + "\n",
 			`switchboard_active_calls{state="ringing"} 0` + "\n",
 			"switchboard_ready 1\n",
+			`switchboard_limit{limit="max_calls_per_user"} 10` + "\n",
+			"switchboard_sip_banned_sources 0\n",
 			"go_goroutines ",
 			"go_memstats_alloc_bytes ",
 			"process_open_fds ",
@@ -476,6 +479,37 @@ func TestAPI(t *testing.T) {
 			}
 		}
 	})
+
+	var prot web.ProtectionState
+	e.api("GET", "/api/v1/protection", nil, 200, &prot)
+	if prot.Limits["max_calls_per_user"] != 10 || prot.Limits["requests_per_second"] != 50 || prot.Bans == nil {
+		t.Fatalf("protection: %+v", prot)
+	}
+	e.api("DELETE", "/api/v1/protection/bans/192.0.2.1", nil, 404, &p)
+
+	// A scanner from 127.0.0.2 is banned; the operator lifts the ban.
+	scan, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scan.Close()
+	probe := fmt.Sprintf("OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKscan1\r\nFrom: <sip:100@x>;tag=1\r\nTo: <sip:100@x>\r\n"+
+		"Call-ID: scan-1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n", scan.LocalAddr())
+	if _, err := scan.WriteToUDP([]byte(probe), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: e.server.sipPort}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the scanner's ban", func() bool {
+		e.api("GET", "/api/v1/protection", nil, 200, &prot)
+		return len(prot.Bans) == 1 && prot.Bans[0].Address == "127.0.0.2" && prot.Bans[0].Reason == "scanner"
+	})
+	if prot.Dropped["scanner"] != 1 || prot.BansTotal != 1 {
+		t.Fatalf("protection counters: %+v", prot)
+	}
+	e.api("DELETE", "/api/v1/protection/bans/127.0.0.2", nil, 204, nil)
+	e.api("GET", "/api/v1/protection", nil, 200, &prot)
+	if len(prot.Bans) != 0 {
+		t.Fatalf("bans after unban: %+v", prot.Bans)
+	}
 
 	var rr web.ReloadResult
 	e.api("POST", "/api/v1/reload", nil, 200, &rr)

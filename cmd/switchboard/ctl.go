@@ -44,6 +44,8 @@ commands:
   trunks                                  trunks and their state
   records [--user U] [--result R] [--limit N]
                                           call records, newest first (default 20)
+  bans                                    banned source addresses and protection counters
+  unban ADDRESS                           lift a ban
   reload                                  read the config file again (users, trunks,
                                           webhooks); an invalid file is refused
 
@@ -211,6 +213,10 @@ func (c *ctl) run(ctx context.Context, cmd string, args []string) error {
 		return c.records(ctx, args)
 	case "reload":
 		return c.reload(ctx, args)
+	case "bans":
+		return c.bans(ctx, args)
+	case "unban":
+		return c.unban(ctx, args)
 	case "help":
 		fmt.Fprint(c.stdout, ctlUsage)
 		return nil
@@ -635,5 +641,39 @@ func (c *ctl) reload(ctx context.Context, args []string) error {
 	if len(res.RestartNeeded) > 0 {
 		fmt.Fprintf(c.stdout, "changed, applied at the next start: %s\n", strings.Join(res.RestartNeeded, ", "))
 	}
+	return nil
+}
+
+func (c *ctl) bans(ctx context.Context, args []string) error {
+	if _, err := c.parse("bans", flag.NewFlagSet("bans", flag.ContinueOnError), args, 0); err != nil {
+		return err
+	}
+	var st web.ProtectionState
+	if err := c.do(ctx, http.MethodGet, "/api/v1/protection", nil, &st); err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(st)
+	}
+	rows := make([][]string, 0, len(st.Bans))
+	for _, b := range st.Bans {
+		rows = append(rows, []string{b.Address, b.Reason, b.Until.Local().Format(time.DateTime), strconv.Itoa(b.Offences)})
+	}
+	if err := c.table("ADDRESS\tREASON\tUNTIL\tOFFENCES", rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "\nbans since start: %d, authentication failures: %d\n", st.BansTotal, st.AuthFailures)
+	return nil
+}
+
+func (c *ctl) unban(ctx context.Context, args []string) error {
+	pos, err := c.parse("unban", flag.NewFlagSet("unban", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	if err := c.do(ctx, http.MethodDelete, "/api/v1/protection/bans/"+url.PathEscape(pos[0]), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "ban of %s lifted\n", pos[0])
 	return nil
 }

@@ -145,6 +145,13 @@ func TestCtl(t *testing.T) {
 		t.Fatalf("remove again: %d %q", code, errs)
 	}
 
+	if code, out, errs = ctl("", "bans"); code != 0 || !strings.HasPrefix(out, "ADDRESS") || !strings.Contains(out, "bans since start: 0") {
+		t.Fatalf("bans: %d %q %q", code, out, errs)
+	}
+	if code, _, errs = ctl("", "unban", "192.0.2.7"); code != exitServer || !strings.Contains(errs, "not found") {
+		t.Fatalf("unban of an address not banned: %d %q", code, errs)
+	}
+
 	for name, args := range map[string][]string{
 		"no command":       {},
 		"unknown command":  {"frobnicate"},

@@ -104,7 +104,8 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	reload.OnReload("webhooks", func(_ context.Context, c *config.Config) error {
 		return ev.deliverer.SetWebhooks(webhookTargets(c))
 	})
-	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st}, Log: log})
+	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st},
+		Protection: newProtection(sipSrv, cfg.Limits), Log: log})
 	if err != nil {
 		return err
 	}
