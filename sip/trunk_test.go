@@ -483,7 +483,7 @@ func TestTrunkFailFastWhenBlackholed(t *testing.T) {
 	results := make(chan result, 1000)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for i := 0; i < 200; i++ {
+		for i := 0; i < cap(results); i++ {
 			select {
 			case <-stop:
 				return
@@ -538,4 +538,36 @@ func TestTrunkFailFastWhenBlackholed(t *testing.T) {
 	if worst > 2*time.Second {
 		t.Errorf("an internal call took %s to set up", worst)
 	}
+}
+
+// A provider that never answers an INVITE costs the caller the trunk's
+// timeout, then the call goes out through the next trunk.
+func TestTrunkNoAnswerFailsOver(t *testing.T) {
+	addr1, addr2 := reserveAddr(t, "127.0.0.2"), reserveAddr(t, "127.0.0.3")
+	quiet := trunkConfig("quiet", addr1, false)
+	quiet.PingInterval = -1 // no checks: only the call finds out
+	e, ps := newTrunkEnv(t, quiet, trunkConfig("second", addr2, false))
+	p1, p2 := newProvider(e, addr1), newProvider(e, addr2)
+	waitState(t, ps[1], 10*time.Second, trunk.StateUp)
+	p1.blackhole.Store(true)
+	a := e.newPhone("1001", "pw-1001", phoneOpts{})
+	a.register()
+
+	start := time.Now()
+	oc := a.call(farNumber, callOpts{})
+	took := time.Since(start)
+	if oc.status != 200 {
+		t.Fatalf("status %d (responses %v)", oc.status, oc.codes)
+	}
+	p2.expect(sip.INVITE, 2*time.Second)
+	if took < time.Second {
+		t.Errorf("connected after %s: the silent trunk was not tried for its 1 s timeout", took)
+	}
+	t.Logf("connected through the second trunk after %s", took.Round(time.Millisecond))
+	if st := ps[0].Status(); st.State != trunk.StateFailing || !strings.Contains(st.LastError, "no answer within 1s") {
+		t.Errorf("silent trunk: %+v", st)
+	}
+	oc.hangup()
+	p1.close() // its INVITE transaction is gone; nothing is left running
+	e.waitIdle(t)
 }
