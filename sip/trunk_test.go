@@ -70,12 +70,28 @@ func reserveAddr(t *testing.T, ip string) string {
 	return c.LocalAddr().String()
 }
 
-// newProvider starts a provider listening on addr.
-func newProvider(e *callEnv, addr string) *testProvider {
+// reserveTCPAddr is reserveAddr for TCP.
+func reserveTCPAddr(t *testing.T, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newProvider starts a provider listening on addr, over UDP unless a
+// transport is given.
+func newProvider(e *callEnv, addr string, transport ...string) *testProvider {
 	pr := &testProvider{addr: addr, nonces: digest.NewNonces(time.Minute, time.Now),
 		ha1: digest.HA1(digest.MD5, provUser, provRealm, provPass), challenges: map[sip.RequestMethod]int{}}
 	var phone atomic.Pointer[testPhone]
-	pr.testPhone = e.newPhone("provider", "", phoneOpts{bind: addr, setup: func(srv *sipgo.Server) {
+	tp := "UDP"
+	if len(transport) > 0 {
+		tp = transport[0]
+	}
+	pr.testPhone = e.newPhone("provider", "", phoneOpts{bind: addr, transport: tp, setup: func(srv *sipgo.Server) {
 		srv.OnRegister(pr.onRegister)
 		srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 			if pr.blackhole.Load() {
@@ -322,9 +338,21 @@ func TestTrunkRegistrationRefused(t *testing.T) {
 }
 
 func TestTrunkOutboundCall(t *testing.T) {
+	for _, tp := range []string{"UDP", "TCP"} {
+		t.Run(tp, func(t *testing.T) { testTrunkOutboundCall(t, tp) })
+	}
+}
+
+func testTrunkOutboundCall(t *testing.T, transport string) {
 	addr := reserveAddr(t, "127.0.0.2")
-	e, ps := newTrunkEnv(t, trunkConfig("prov", addr, true))
-	pr := newProvider(e, addr)
+	cfg := trunkConfig("prov", addr, true)
+	if transport == "TCP" {
+		addr = reserveTCPAddr(t, "127.0.0.2")
+		cfg = trunkConfig("prov", addr, true)
+		cfg.Transport = "tcp"
+	}
+	e, ps := newTrunkEnv(t, cfg)
+	pr := newProvider(e, addr, transport)
 	waitState(t, ps[0], 10*time.Second, trunk.StateRegistered)
 	a := e.newPhone("1001", "pw-1001", phoneOpts{})
 	a.register()
@@ -350,8 +378,11 @@ func TestTrunkOutboundCall(t *testing.T) {
 	if h := inv.GetHeader("P-Asserted-Identity"); h == nil || !strings.Contains(h.Value(), ourDID) {
 		t.Errorf("P-Asserted-Identity %v", h)
 	}
-	if inv.Source() != e.udp {
+	if transport == "UDP" && inv.Source() != e.udp {
 		t.Errorf("INVITE came from %s, want %s", inv.Source(), e.udp)
+	}
+	if !strings.EqualFold(inv.Transport(), transport) {
+		t.Errorf("INVITE over %s, want %s", inv.Transport(), transport)
 	}
 	if dst, _ := sdpTarget(t, inv.Body()); !e.inRelayRange(dst) {
 		t.Errorf("offer to the provider names %v, not the relay", dst)
