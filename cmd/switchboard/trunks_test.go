@@ -13,8 +13,8 @@ import (
 )
 
 // TestTrunksStatus runs the server with a trunk whose provider never
-// answers and reads its state through `switchboard ctl trunks` (the API
-// over the control socket).
+// answers, reads its state through `switchboard ctl trunks` (the API over
+// the control socket) and receives its trunk.down event by webhook.
 func TestTrunksStatus(t *testing.T) {
 	c, err := net.ListenPacket("udp", "127.0.0.2:0")
 	if err != nil {
@@ -22,7 +22,10 @@ func TestTrunksStatus(t *testing.T) {
 	}
 	dead := c.LocalAddr().String()
 	c.Close()
-	extra := fmt.Sprintf("trunks:\n  - {name: carrier, address: %q, register: false, outbound: '^\\+[0-9]{7,15}$', ping_interval: 1s, timeout: 200ms}\n", dead)
+	hooks := newReceiver(t)
+	hooks.start(t)
+	extra := fmt.Sprintf("webhooks:\n  - {url: %q, secret: %q, events: [trunk.up, trunk.down]}\n", hooks.url(), hookSecret)
+	extra += fmt.Sprintf("trunks:\n  - {name: carrier, address: %q, register: false, outbound: '^\\+[0-9]{7,15}$', ping_interval: 1s, timeout: 200ms}\n", dead)
 	s := startServer(t, map[string]string{"1001": "alice-1001"}, extra)
 	sock := filepath.Join(s.dir, "sb.sock")
 
@@ -48,6 +51,11 @@ func TestTrunksStatus(t *testing.T) {
 	if tr.Name != "carrier" || tr.Address != dead || tr.Transport != "udp" || tr.Register || tr.Registered ||
 		!strings.Contains(tr.LastError, "no answer within 200ms") || tr.LastErrorAt.IsZero() || !tr.LastSuccessAt.IsZero() {
 		t.Errorf("trunk %+v", tr)
+	}
+	evs := hooks.waitEvents(t, 10*time.Second, "trunk.down")
+	var data web.Trunk // the event's data has the API's field names
+	if err := json.Unmarshal(evs[0].Data, &data); err != nil || data.Name != "carrier" || data.State != "down" || data.LastError == "" {
+		t.Errorf("trunk.down data %s (%v)", evs[0].Data, err)
 	}
 	code, out, _ := ctlRun(t, "", "--socket", sock, "trunks")
 	if code != 0 || !regexpLine(out, `^NAME\s+ADDRESS\s+TRANSPORT\s+STATE\s+LAST SUCCESS\s+LAST ERROR$`) ||
