@@ -170,7 +170,7 @@ func (s *Server) outboundTrunkCall(ctx context.Context, req *sip.Request, tx sip
 		CallerURI: req.From().Address.String(), CalleeURI: req.Recipient.String(),
 		Direction: "outbound",
 	}, "")
-	if _, _, _, err := parseSDP(req.Body()); err != nil || len(req.Body()) == 0 {
+	if _, _, _, _, err := parseOffer(req.Body()); err != nil || len(req.Body()) == 0 {
 		s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "an SDP offer is required in the INVITE"`))
 		return true
 	}
@@ -222,7 +222,9 @@ func (s *Server) newTrunkCall(req *sip.Request, rec store.CallRecord, trunkName 
 // and hands leg B's offer to connect, as handleInvite does for internal
 // calls.
 func (s *Server) runTrunkCall(ctx context.Context, c *call, req *sip.Request, tx sip.ServerTransaction, connect func(offerB []byte)) {
-	offer, audio, offerInfo, err := parseSDP(req.Body())
+	// A browser's WebRTC offer ends in a bridge; the provider gets a plain
+	// RTP offer from it (forkOffer), as a phone would.
+	offer, audio, offerInfo, browserA, err := parseOffer(req.Body())
 	if err != nil {
 		s.respond(tx, req, 488, "Not Acceptable Here")
 		return
@@ -251,9 +253,15 @@ func (s *Server) runTrunkCall(ctx context.Context, c *call, req *sip.Request, tx
 	c.emit(ctx, recordStart, EventCallStarted)
 	c.log.Info("call started", "codecs", strings.Join(offerInfo.Codecs, ","))
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
-	media.SetRemote(LegA, offerInfo.RTP, offerInfo.RTCP)
 	c.sdpVer = 1
-	offerB, err := rewriteSDP(offer, audio, media.Addr(), media.Port(LegB), c.sdpVer)
+	var offerB []byte
+	if browserA {
+		c.browserA = true
+		offerB, _, err = c.forkOffer(store.Binding{}, nil)
+	} else {
+		media.SetRemote(LegA, offerInfo.RTP, offerInfo.RTCP)
+		offerB, err = rewriteSDP(offer, audio, media.Addr(), media.Port(LegB), c.sdpVer)
+	}
 	if err != nil {
 		c.failSetup(488, "system", err.Error())
 		return

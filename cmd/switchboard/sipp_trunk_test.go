@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/browsertest"
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -175,4 +177,43 @@ func runSIPp(ctx context.Context, dir, sipp string, args ...string) (string, err
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// TestBrowserCallsThroughTrunk has the browser phone page (headless
+// Chromium, WebRTC) dial an outside number: the call leaves through the
+// trunk to the SIPp provider as plain RTP, answers its digest challenge,
+// and the provider's echo comes back to the browser.
+func TestBrowserCallsThroughTrunk(t *testing.T) {
+	sipp := sippPath(t)
+	provPort := freeProviderPort(t)
+	extra := fmt.Sprintf(`trunks:
+  - {name: carrier, address: "127.0.0.2:%d", register: false, username: acct-77, password: trunk-secret, outbound: '^\+[0-9]{7,15}$', ping_interval: 0}
+`, provPort)
+	s := startServer(t, map[string]string{"1003": "carol-1003"}, extra)
+	cfg, err := config.Load(filepath.Join(s.dir, "switchboard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &browserEnv{server: s, base: "http://" + cfg.Web.Listen, browser: browsertest.Start(t)}
+	if err := os.WriteFile(filepath.Join(s.dir, "provider.csv"), []byte("SEQUENTIAL\nacct-77;trunk-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	scenario, _ := filepath.Abs("../../sipp/provider_uas.xml")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	provider := startSIPp(t, ctx, s.dir, sipp, "-sf", scenario, "-inf", "provider.csv",
+		"-i", "127.0.0.2", "-p", fmt.Sprint(provPort), "-mi", "127.0.0.2", "-mp", fmt.Sprint(freeUDPBlock(t)),
+		"-rtp_echo", "-m", "1", "-nostdin")
+
+	page := e.signIn(t, "1003", "carol-1003")
+	page.Fill("dial-number", "+15557654321")
+	page.Click("call-button")
+	page.WaitText("call-state", "In call")
+	// The browser's audio goes out to the provider, which echoes it back.
+	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	page.Click("hangup-button")
+	page.WaitText("call-state", "Call ended")
+	if err := provider.wait(20 * time.Second); err != nil {
+		t.Fatalf("provider (sipp uas): %v\n%s", err, tail(provider.out.String(), 2000))
+	}
 }
