@@ -841,6 +841,10 @@ func (c *call) snapshot() store.CallRecord {
 func (s *Server) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	ref, ok := s.calls.lookup(req)
 	if !ok {
+		if o, ok := s.orig.lookup(req); ok {
+			o.handle(req, tx)
+			return
+		}
 		if !req.IsAck() {
 			s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		}

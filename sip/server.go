@@ -89,6 +89,7 @@ type Server struct {
 
 	reg     *registrar
 	calls   *callTable
+	orig    *origTable // click-to-calls
 	relay   Relay
 	records CallRecords
 	trunks  []trunk.Trunk
@@ -128,6 +129,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ready:   make(chan struct{}),
 		addrs:   map[string]string{},
 		calls:   newCallTable(),
+		orig:    newOrigTable(),
 		relay:   deps.Relay,
 		records: deps.Records,
 		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
@@ -234,6 +236,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// End calls while the sockets can still carry their BYEs.
 	s.calls.closeAndEnd("shutdown")
+	s.orig.closeAndEnd()
 	stopTrunks() // their unregistrations leave before the sockets close
 	udp.Close()
 	tcp.Close()

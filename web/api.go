@@ -36,7 +36,8 @@ Passwords are write-only and never stored: only their digest hashes (HA1,
 MD5 and SHA-256) for the server's realm.
 
 **Calls** in progress are ended with ` + "`DELETE /api/v1/calls/{id}`" + ` (BYE to both
-sides). Placing calls (click-to-call) is not available yet.
+sides). ` + "`POST /api/v1/calls`" + ` places one (click-to-call): it rings the
+devices of ` + "`from`" + ` and, when one answers, calls ` + "`to`" + ` from it.
 
 **Events** stream live at ` + "`GET /api/v1/events`" + ` (Server-Sent Events): the same
 events, with the same bodies, as the webhooks receive.`
@@ -73,6 +74,7 @@ func newAPI(s *Server) huma.API {
 	s.registerUsers(api)
 	s.registerRegistrations(api)
 	s.registerCalls(api)
+	s.registerOriginate(api)
 	s.registerRecords(api)
 	s.registerServer(api)
 	s.registerEvents(api)

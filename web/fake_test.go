@@ -134,6 +134,15 @@ func (f *fakeService) Hangup(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeService) Originate(_ context.Context, from, to string) (Originate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[from]; !ok {
+		return Originate{}, ErrNotFound
+	}
+	return Originate{ID: "orig-1", From: from, To: to, State: "ringing", StartedAt: time.Now()}, nil
+}
+
 func (f *fakeService) Records(_ context.Context, flt RecordFilter) ([]Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

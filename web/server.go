@@ -46,7 +46,9 @@ type Deps struct {
 	Protection Protection
 	// Events is optional: without it /api/v1/events answers 503.
 	Events EventLog
-	Log    *slog.Logger
+	// Originator is optional: without it POST /api/v1/calls answers 503.
+	Originator Originator
+	Log        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -67,6 +69,7 @@ type Server struct {
 	tokens [][sha256.Size]byte
 
 	events EventLog
+	orig   Originator
 	// stopCtx ends when the server starts stopping, which ends the
 	// long-lived event streams that Shutdown would otherwise wait for.
 	stopCtx context.Context
@@ -99,6 +102,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		started: deps.Now(),
 		mux:     http.NewServeMux(),
 		events:  deps.Events,
+		orig:    deps.Originator,
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {

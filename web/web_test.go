@@ -42,7 +42,7 @@ func newEnv(t *testing.T) *testEnv {
 	e := &testEnv{t: t, svc: newFake(), log: &bytes.Buffer{}, evs: newFakeEvents()}
 	var err error
 	e.srv, err = New(Config{Tokens: []string{"other-token", testToken}, Version: "1.2.3"}, Deps{
-		Service: e.svc, CallResults: fakeResults{"answered": 3, "busy": 1}, Events: e.evs,
+		Service: e.svc, CallResults: fakeResults{"answered": 3, "busy": 1}, Events: e.evs, Originator: e.svc,
 		Log: slog.New(slog.NewTextHandler(e.log, nil)),
 	})
 	if err != nil {
@@ -435,6 +435,7 @@ func TestEveryOperationChecked(t *testing.T) {
 		{"GET", "/api/v1/registrations", nil, 200},
 		{"DELETE", "/api/v1/registrations/a%7Cx", nil, 204},
 		{"GET", "/api/v1/calls", nil, 200},
+		{"POST", "/api/v1/calls", map[string]string{"from": "a", "to": "1002"}, 202},
 		{"GET", "/api/v1/calls/c", nil, 200},
 		{"DELETE", "/api/v1/calls/c", nil, 204},
 		{"GET", "/api/v1/records", nil, 200},

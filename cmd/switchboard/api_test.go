@@ -517,6 +517,12 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("reload: %+v", rr)
 	}
 
+	// Click-to-call has its own test (TestOriginate); here the ringing
+	// device declines.
+	var orig web.Originate
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1002", "to": "1001"}, 202, &orig)
+	bob.respond(bob.readRequest("INVITE"), 486, "")
+
 	// The event stream has its own test (TestEventStream); here it only
 	// needs to answer as documented.
 	e.openEvents(t, "?after=0", nil).close()

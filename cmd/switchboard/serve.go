@@ -105,6 +105,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return ev.deliverer.SetWebhooks(webhookTargets(c))
 	})
 	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st},
+		Originator: app,
 		Protection: newProtection(sipSrv, cfg.Limits), Log: log})
 	if err != nil {
 		return err

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/switchboard/switchboard/sip"
+	"github.com/switchboard/switchboard/web"
+)
+
+var _ web.Originator = (*app)(nil)
+
+// Originate places a click-to-call through the signalling plane.
+func (a *app) Originate(ctx context.Context, from, to string) (web.Originate, error) {
+	o, err := a.sip.Originate(ctx, from, to)
+	switch {
+	case errors.Is(err, sip.ErrUnknownUser):
+		return web.Originate{}, fmt.Errorf("%w (%w)", web.ErrNotFound, err)
+	case errors.Is(err, sip.ErrNotRegistered):
+		return web.Originate{}, fmt.Errorf("%w (%w)", web.ErrConflict, err)
+	case errors.Is(err, sip.ErrStopping):
+		return web.Originate{}, fmt.Errorf("%w (%w)", web.ErrUnavailable, err)
+	case err != nil:
+		return web.Originate{}, err
+	}
+	return web.Originate{ID: o.ID, From: o.From, To: o.To, State: o.State, CallID: o.CallID, StartedAt: o.StartedAt.UTC()}, nil
+}

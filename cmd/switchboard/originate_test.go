@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/web"
+)
+
+var (
+	sdpConn  = regexp.MustCompile(`(?m)^c=IN IP4 ([0-9.]+)`)
+	sdpAudio = regexp.MustCompile(`(?m)^m=audio ([0-9]+) `)
+)
+
+// sdpTarget returns where an SDP body wants its audio.
+func sdpTarget(t *testing.T, body string) *net.UDPAddr {
+	t.Helper()
+	c, m := sdpConn.FindStringSubmatch(body), sdpAudio.FindStringSubmatch(body)
+	if c == nil || m == nil {
+		t.Fatalf("SDP without address or audio port:\n%s", body)
+	}
+	port, _ := strconv.Atoi(m[1])
+	return &net.UDPAddr{IP: net.ParseIP(c[1]), Port: port}
+}
+
+// rtpSocket is a phone's media socket.
+func rtpSocket(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// rtpPacket is a minimal PCMU RTP packet.
+func rtpPacket(seq uint16, payload byte) []byte {
+	p := make([]byte, 12+160)
+	p[0], p[1] = 0x80, 0
+	p[2], p[3] = byte(seq>>8), byte(seq)
+	ts := uint32(seq) * 160
+	p[4], p[5], p[6], p[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+	p[8], p[9], p[10], p[11] = 0x12, 0x34, 0x56, 0x78
+	for i := 12; i < len(p); i++ {
+		p[i] = payload
+	}
+	return p
+}
+
+// mediaFlows sends RTP from one socket to dst until to receives one
+// carrying the same payload.
+func mediaFlows(t *testing.T, from *net.UDPConn, dst *net.UDPAddr, to *net.UDPConn, payload byte) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	deadline := time.Now().Add(10 * time.Second)
+	for seq := uint16(1); time.Now().Before(deadline); seq++ {
+		if _, err := from.WriteToUDP(rtpPacket(seq, payload), dst); err != nil {
+			t.Fatal(err)
+		}
+		_ = to.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, _, err := to.ReadFromUDP(buf)
+		if err == nil && n == 12+160 && bytes.Equal(buf[12:n], bytes.Repeat([]byte{payload}, 160)) {
+			return
+		}
+	}
+	t.Fatalf("RTP with payload %#x did not get through", payload)
+}
+
+func TestOriginate(t *testing.T) {
+	e := startAPI(t, map[string]string{"1001": "alice-1001", "1002": "bob-1002", "1003": "carol-1003"})
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", e.sipPort)
+	alice := newPhone(t, sipAddr, "1001", "alice-1001", "")
+	bob := newPhone(t, sipAddr, "1002", "bob-1002", "")
+	for _, p := range []*sipPhone{alice, bob} {
+		if code := p.register(300); code != 200 {
+			t.Fatalf("%s REGISTER: %d", p.user, code)
+		}
+	}
+
+	// Errors: unknown caller, caller with no device, invalid fields.
+	var p apiProblem
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "9999", "to": "1002"}, 404, &p)
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1003", "to": "1002"}, 409, &p)
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "10 01", "to": ""}, 422, &p)
+	if loc := p.locations(); len(loc) != 2 {
+		t.Fatalf("422 locations %v", loc)
+	}
+
+	var o web.Originate
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1001", "to": "1002"}, 202, &o)
+	if o.ID == "" || o.From != "1001" || o.To != "1002" || o.State != "ringing" {
+		t.Fatalf("originate %+v", o)
+	}
+
+	// Alice's phone rings, showing whom it will call, and she answers.
+	aliceRTP, bobRTP := rtpSocket(t), rtpSocket(t)
+	inA := alice.readRequest("INVITE")
+	if from := inA.get("from"); !regexp.MustCompile(`sip:1002@`).MatchString(from) {
+		t.Fatalf("INVITE to alice from %q", from)
+	}
+	relayA := sdpTarget(t, string(inA.body))
+	alice.respond(inA, 180, "")
+	alice.respond(inA, 200, testSDP(aliceRTP.LocalAddr().(*net.UDPAddr).Port))
+	alice.readRequest("ACK")
+
+	// Then Bob's phone rings, as a call from Alice.
+	inB := bob.readRequest("INVITE")
+	if from := inB.get("from"); !regexp.MustCompile(`sip:1001@`).MatchString(from) {
+		t.Fatalf("INVITE to bob from %q", from)
+	}
+	relayB := sdpTarget(t, string(inB.body))
+	bob.respond(inB, 200, testSDP(bobRTP.LocalAddr().(*net.UDPAddr).Port))
+	bob.readRequest("ACK")
+
+	var calls web.Page[web.Call]
+	waitFor(t, "the connected call in the list", func() bool {
+		e.api("GET", "/api/v1/calls", nil, 200, &calls)
+		return len(calls.Items) == 1 && calls.Items[0].State == "answered"
+	})
+	c := calls.Items[0]
+	if c.Caller != "1001" || c.Callee != "1002" {
+		t.Fatalf("call %+v", c)
+	}
+	// Audio flows both ways between the two phones.
+	mediaFlows(t, aliceRTP, relayA, bobRTP, 0xa1)
+	mediaFlows(t, bobRTP, relayB, aliceRTP, 0xb2)
+
+	// Hung up through the API like any call: both phones get BYE.
+	hungUp := make(chan error, 1)
+	go func() {
+		res, _, err := e.send("DELETE", "/api/v1/calls/"+c.ID, "Bearer "+apiToken, nil)
+		if err == nil && res.StatusCode != 204 {
+			err = fmt.Errorf("hangup: %d", res.StatusCode)
+		}
+		hungUp <- err
+	}()
+	bob.respond(bob.readRequest("BYE"), 200, "")
+	alice.respond(alice.readRequest("BYE"), 200, "")
+	if err := <-hungUp; err != nil {
+		t.Fatal(err)
+	}
+	var rec web.Record
+	waitFor(t, "the call's record", func() bool {
+		e.api("GET", "/api/v1/records/"+c.ID, nil, 200, &rec)
+		return !rec.EndedAt.IsZero()
+	})
+	if rec.Result != "answered" || rec.Caller != "1001" || rec.Callee != "1002" || rec.HangupBy != "system" {
+		t.Fatalf("record %+v", rec)
+	}
+
+	// A second click-to-call that the caller ends: the callee is hung up.
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1001", "to": "1002"}, 202, &o)
+	inA = alice.readRequest("INVITE")
+	alice.respond(inA, 200, testSDP(aliceRTP.LocalAddr().(*net.UDPAddr).Port))
+	alice.readRequest("ACK")
+	inB = bob.readRequest("INVITE")
+	bob.respond(inB, 200, testSDP(bobRTP.LocalAddr().(*net.UDPAddr).Port))
+	bob.readRequest("ACK")
+	waitFor(t, "the second call", func() bool {
+		e.api("GET", "/api/v1/calls", nil, 200, &calls)
+		return len(calls.Items) == 1 && calls.Items[0].State == "answered"
+	})
+	alice.bye(inA)
+	bob.respond(bob.readRequest("BYE"), 200, "")
+	waitFor(t, "the second call's end", func() bool {
+		e.api("GET", "/api/v1/calls", nil, 200, &calls)
+		return len(calls.Items) == 0
+	})
+	e.api("GET", "/api/v1/records/"+calls2ID(t, e), nil, 200, &rec)
+	if rec.HangupBy != "caller" {
+		t.Fatalf("second record %+v", rec)
+	}
+}
+
+// calls2ID returns the ID of the newest call record.
+func calls2ID(t *testing.T, e *apiEnv) string {
+	t.Helper()
+	var page web.Page[web.Record]
+	e.api("GET", "/api/v1/records?limit=1", nil, 200, &page)
+	if len(page.Items) != 1 {
+		t.Fatal("no record")
+	}
+	return page.Items[0].ID
+}
+
+// bye hangs up, as the called side, the dialog that inv (an INVITE the
+// phone answered with respond) set up, and waits for the 200.
+func (p *sipPhone) bye(inv *sipMsg) {
+	p.t.Helper()
+	uri := "sip:" + p.server.String()
+	if ct := inv.get("contact"); ct != "" {
+		if i, j := strings.Index(ct, "<"), strings.Index(ct, ">"); i >= 0 && j > i {
+			uri = ct[i+1 : j]
+		}
+	}
+	from := inv.get("to")
+	if !strings.Contains(from, ";tag=") {
+		from += ";tag=" + p.tag
+	}
+	callID := inv.get("call-id")
+	var b strings.Builder
+	fmt.Fprintf(&b, "BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\r\nMax-Forwards: 70\r\n", uri, p.addr(), randHex(8))
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n", from, inv.get("from"), callID)
+	p.send(p.server, b.String())
+	if res := p.readFinal(callID, 2); res.status != 200 {
+		p.t.Fatalf("BYE: %d", res.status)
+	}
+}

@@ -1,0 +1,80 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// Errors of Originate, each mapping to one HTTP status.
+var (
+	// ErrConflict reports a request the current state does not allow,
+	// such as calling from a user with no registered device (409).
+	ErrConflict = errors.New("web: conflict")
+	// ErrUnavailable reports a server that does not take the request now,
+	// such as one that is stopping (503).
+	ErrUnavailable = errors.New("web: unavailable")
+)
+
+// OriginateRequest is the body of a click-to-call request.
+type OriginateRequest struct {
+	From string `json:"from" pattern:"^[A-Za-z0-9._+-]{1,64}$" patternDescription:"a user name" doc:"The user whose registered devices ring first."`
+	To   string `json:"to" pattern:"^[A-Za-z0-9._+*#-]{1,64}$" patternDescription:"a user name or number" doc:"The user or number called once a device of from answers."`
+}
+
+// Originate is a click-to-call in progress.
+type Originate struct {
+	ID        string    `json:"id"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	State     string    `json:"state" enum:"ringing,calling,answered" doc:"ringing: the devices of from ring; calling: from answered, to is being called; answered: both are connected."`
+	CallID    string    `json:"call_id,omitempty" doc:"The call from → to in /api/v1/calls, once it is placed."`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Originator places click-to-calls.
+type Originator interface {
+	// Originate rings the devices of from and, when one answers, calls to
+	// and connects them. It returns at once. An unknown from is
+	// ErrNotFound, a from with no registered device ErrConflict.
+	Originate(ctx context.Context, from, to string) (Originate, error)
+}
+
+type originateInput struct {
+	Body OriginateRequest
+}
+
+type originateOutput struct {
+	Location string `header:"Location"`
+	Body     Originate
+}
+
+func (s *Server) registerOriginate(api huma.API) {
+	o := op("originate-call", http.MethodPost, "/api/v1/calls", tagCalls, "Place a call (click-to-call)",
+		http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable)
+	o.DefaultStatus = http.StatusAccepted
+	o.Description = "Rings every registered device of `from`. When one answers, calls `to` from it, as if its user had dialled, " +
+		"and connects the two. Answers at once with 202; the call appears in GET /api/v1/calls (call_id) once `from` answered, " +
+		"and its events and record are those of any call. 404: `from` is not a user; 409: `from` has no registered device."
+	huma.Register(api, o, func(ctx context.Context, in *originateInput) (*originateOutput, error) {
+		if s.orig == nil {
+			return nil, huma.Error503ServiceUnavailable("click-to-call is not available")
+		}
+		res, err := s.orig.Originate(ctx, in.Body.From, in.Body.To)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, huma.Error404NotFound("user " + quote(in.Body.From) + " not found")
+		case errors.Is(err, ErrConflict):
+			return nil, huma.Error409Conflict("user " + quote(in.Body.From) + " has no registered device to ring")
+		case errors.Is(err, ErrUnavailable):
+			return nil, huma.Error503ServiceUnavailable("the server does not take calls now")
+		case err != nil:
+			return nil, s.problem(ctx, "click-to-call", err)
+		}
+		s.log.Info("click-to-call requested", "from", in.Body.From, "to", in.Body.To, "originate_id", res.ID)
+		return &originateOutput{Location: "/api/v1/calls", Body: res}, nil
+	})
+}
