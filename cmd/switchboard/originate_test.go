@@ -14,14 +14,14 @@ import (
 )
 
 var (
-	sdpConn  = regexp.MustCompile(`(?m)^c=IN IP4 ([0-9.]+)`)
-	sdpAudio = regexp.MustCompile(`(?m)^m=audio ([0-9]+) `)
+	origSDPConn  = regexp.MustCompile(`(?m)^c=IN IP4 ([0-9.]+)`)
+	origSDPAudio = regexp.MustCompile(`(?m)^m=audio ([0-9]+) `)
 )
 
 // sdpTarget returns where an SDP body wants its audio.
 func sdpTarget(t *testing.T, body string) *net.UDPAddr {
 	t.Helper()
-	c, m := sdpConn.FindStringSubmatch(body), sdpAudio.FindStringSubmatch(body)
+	c, m := origSDPConn.FindStringSubmatch(body), origSDPAudio.FindStringSubmatch(body)
 	if c == nil || m == nil {
 		t.Fatalf("SDP without address or audio port:\n%s", body)
 	}
@@ -168,7 +168,7 @@ func TestOriginate(t *testing.T) {
 		return len(calls.Items) == 1 && calls.Items[0].State == "answered"
 	})
 	second := calls.Items[0].ID
-	alice.bye(inA)
+	alice.byeAnswered(inA)
 	bob.respond(bob.readRequest("BYE"), 200, "")
 	waitFor(t, "the second call's record", func() bool {
 		rec = web.Record{} // absent fields must not keep the first call's values
@@ -182,9 +182,9 @@ func TestOriginate(t *testing.T) {
 	}
 }
 
-// bye hangs up, as the called side, the dialog that inv (an INVITE the
+// byeAnswered hangs up, as the called side, the dialog that inv (an INVITE the
 // phone answered with respond) set up, and waits for the 200.
-func (p *sipPhone) bye(inv *sipMsg) {
+func (p *sipPhone) byeAnswered(inv *sipMsg) {
 	p.t.Helper()
 	uri := "sip:" + p.server.String()
 	if ct := inv.get("contact"); ct != "" {
