@@ -6,6 +6,8 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 # Headless Chromium drives the browser phone and admin page tests.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# npm installs JsSIP (into .cache/, never committed) for the interop test.
+command -v npm >/dev/null 2>&1 || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pion/rtp"
 
 	"github.com/switchboard/switchboard/internal/browsertest"
@@ -39,7 +41,12 @@ func startBrowserEnv(t *testing.T, users map[string]string) *browserEnv {
 // signIn opens the phone page and signs in as user.
 func (e *browserEnv) signIn(t *testing.T, user, pass string) *browsertest.Page {
 	t.Helper()
-	p := e.browser.NewPage()
+	return e.signInPage(t, e.browser.NewPage(t), user, pass)
+}
+
+// signInPage signs in as user on p.
+func (e *browserEnv) signInPage(t *testing.T, p *browsertest.Page, user, pass string) *browsertest.Page {
+	t.Helper()
 	p.SetName("page of " + user)
 	p.Navigate(e.base + "/")
 	p.Fill("login-user", user)
@@ -243,8 +250,18 @@ func TestBrowserCallsPhone(t *testing.T) {
 	page.WaitFor(`document.querySelector('[data-testid=call-timer]').textContent.length > 0`)
 	shot := filepath.Join(t.TempDir(), "browser-call.png")
 	page.Screenshot(shot)
-	if os.Getenv("SWITCHBOARD_SCREENSHOT") != "" {
-		page.Screenshot(os.Getenv("SWITCHBOARD_SCREENSHOT"))
+	// SWITCHBOARD_SCREENSHOT=docs/browser-phone.png refreshes the README's
+	// picture of the phone during a call.
+	if path := os.Getenv("SWITCHBOARD_SCREENSHOT"); path != "" {
+		ctx, cancel := context.WithTimeout(page.Context(), 10*time.Second)
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("main.phone")))
+		cancel()
+		if err != nil {
+			t.Fatalf("screenshot of the phone: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", path), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	page.Click("hangup-button")
@@ -343,4 +360,59 @@ func (p *sipPhone) bye(c *outCall, res *sipMsg) {
 	if st := p.readFinal(c.callID, c.cseq).status; st != 200 {
 		p.t.Fatalf("BYE: %d", st)
 	}
+}
+
+// The page says plainly what went wrong.
+func TestPhonePageErrors(t *testing.T) {
+	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
+
+	t.Run("wrong password", func(t *testing.T) {
+		p := e.browser.NewPage(t)
+		p.Navigate(e.base + "/")
+		p.Fill("login-user", "1003")
+		p.Fill("login-password", "not-the-password")
+		p.Click("login-submit")
+		p.WaitText("error", "Wrong extension or password")
+		p.WaitVisible("login-form")
+		if got := p.Text("reg-state"); got == "Registered" {
+			t.Fatalf("registration state %q after a wrong password", got)
+		}
+	})
+
+	t.Run("callee offline", func(t *testing.T) {
+		p := e.signIn(t, "1003", "carol-1003")
+		p.Fill("dial-number", "1001")
+		p.Click("call-button")
+		p.WaitText("error", "1001 is offline")
+		p.WaitVisible("call-button")
+	})
+
+	t.Run("connection lost and back", func(t *testing.T) {
+		p := e.signIn(t, "1003", "carol-1003")
+		browsertest.Eval[bool](p, `window.switchboard.ua.ws.close(), true`)
+		p.WaitText("reg-state", "Reconnecting")
+		p.WaitText("error", "Connection to the server lost")
+		p.WaitText("reg-state", "Registered")
+		p.WaitHidden("error")
+	})
+
+	t.Run("microphone denied", func(t *testing.T) {
+		// The test browser grants the fake microphone without asking, so
+		// the refusal a person would give is played by the page's API.
+		p := e.browser.NewPage(t)
+		p.AddInitScript(`navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));`)
+		e.signInPage(t, p, "1003", "carol-1003")
+		p.Fill("dial-number", "1001")
+		p.Click("call-button")
+		p.WaitText("error", "Microphone access was denied")
+		p.WaitVisible("call-button")
+	})
+
+	t.Run("no WebRTC", func(t *testing.T) {
+		p := e.browser.NewPage(t)
+		p.AddInitScript(`delete window.RTCPeerConnection;`)
+		p.Navigate(e.base + "/")
+		p.WaitText("unsupported", "does not support WebRTC")
+		p.WaitHidden("login-form")
+	})
 }

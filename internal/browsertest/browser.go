@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -54,7 +56,9 @@ type Browser struct {
 	t       testing.TB
 	ctx     context.Context
 	timeout time.Duration
-	pages   int
+
+	mu    sync.Mutex
+	pages int
 }
 
 // ExecPath returns the path of the Chromium binary, or an error that says how
@@ -132,17 +136,20 @@ type Page struct {
 	console []string
 }
 
-// NewPage opens a blank tab in a new browser context. Call it on the test
-// goroutine.
-func (b *Browser) NewPage() *Page {
-	b.t.Helper()
+// NewPage opens a blank tab in a new browser context for the test t, which
+// may be a subtest of the one that started the browser: the page's helpers
+// fail t, and the tab closes when t ends. Call it on t's goroutine.
+func (b *Browser) NewPage(t testing.TB) *Page {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	p := &Page{t: b.t, ctx: ctx, cancel: cancel, timeout: b.timeout}
+	p := &Page{t: t, ctx: ctx, cancel: cancel, timeout: b.timeout}
+	b.mu.Lock()
 	b.pages++
 	p.name = fmt.Sprintf("page %d", b.pages)
-	b.t.Cleanup(func() {
+	b.mu.Unlock()
+	t.Cleanup(func() {
 		p.Close()
-		if b.t.Failed() {
+		if t.Failed() {
 			p.dumpConsole()
 		}
 	})
@@ -150,10 +157,10 @@ func (b *Browser) NewPage() *Page {
 	// the first navigation is lost. As with the browser, the tab lives as
 	// long as the context of its first action.
 	if err := chromedp.Do(ctx); err != nil {
-		b.t.Fatalf("browsertest: open page: %v", err)
+		t.Fatalf("browsertest: open page: %v", err)
 	}
 	if err := chromedp.Listen(ctx, p.record); err != nil {
-		b.t.Fatalf("browsertest: listen to page console: %v", err)
+		t.Fatalf("browsertest: listen to page console: %v", err)
 	}
 	return p
 }
@@ -246,6 +253,20 @@ func (p *Page) Run(actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	if err := p.do(actions...); err != nil {
 		p.fail("run actions", err)
+	}
+}
+
+// AddInitScript runs js in every document the page loads from now on,
+// before the document's own scripts: for example to take an API away and
+// see how the page copes.
+func (p *Page) AddInitScript(js string) {
+	p.t.Helper()
+	err := p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	}))
+	if err != nil {
+		p.fail("add init script", err)
 	}
 }
 

@@ -46,7 +46,7 @@ func TestPageHelpers(t *testing.T) {
 	t.Run("drive", func(t *testing.T) {
 		url := servePage(t, testPage)
 		b := browsertest.Start(t)
-		p := b.NewPage()
+		p := b.NewPage(t)
 		p.Navigate(url)
 		p.Fill("name", "1003")
 		p.Click("greet")
@@ -84,7 +84,7 @@ func TestPageHelpers(t *testing.T) {
 func TestPagesAreIsolated(t *testing.T) {
 	url := servePage(t, `<!doctype html><p data-testid="x">x</p>`)
 	b := browsertest.Start(t)
-	p1, p2 := b.NewPage(), b.NewPage()
+	p1, p2 := b.NewPage(t), b.NewPage(t)
 	p1.Navigate(url)
 	p2.Navigate(url)
 	browsertest.Eval[bool](p1, `localStorage.setItem("who", "p1"), true`)
@@ -104,7 +104,7 @@ func TestPagesAreIsolated(t *testing.T) {
 func TestWebRTCOnLoopback(t *testing.T) {
 	url := servePage(t, `<!doctype html><p>rtc</p>`)
 	b := browsertest.Start(t)
-	p := b.NewPage()
+	p := b.NewPage(t)
 	p.Navigate(url)
 	browsertest.Eval[bool](p, `(async () => {
   const stream = await navigator.mediaDevices.getUserMedia({audio: true});
@@ -134,4 +134,13 @@ func TestExecPath(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("ExecPath returned %q: %v", path, err)
 	}
+}
+
+func TestAddInitScript(t *testing.T) {
+	url := servePage(t, `<!doctype html><p data-testid="x"></p><script>document.querySelector("p").textContent = typeof window.RTCPeerConnection;</script>`)
+	b := browsertest.Start(t)
+	p := b.NewPage(t)
+	p.AddInitScript(`delete window.RTCPeerConnection;`)
+	p.Navigate(url)
+	p.WaitText("x", "undefined")
 }
