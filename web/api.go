@@ -78,6 +78,7 @@ func newAPI(s *Server) huma.API {
 	s.registerRecords(api)
 	s.registerServer(api)
 	s.registerEvents(api)
+	s.registerWebhooks(api)
 	return api
 }
 

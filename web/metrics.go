@@ -28,6 +28,9 @@ func newMetrics(s *Server, results CallResults, prot Protection) http.Handler {
 	if prot != nil {
 		reg.MustRegister(protectionCollector{prot})
 	}
+	if s.hooks != nil {
+		reg.MustRegister(webhookCollector{s})
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slogPromLogger{s},
 		ErrorHandling: promhttp.ContinueOnError,

@@ -48,7 +48,9 @@ type Deps struct {
 	Events EventLog
 	// Originator is optional: without it POST /api/v1/calls answers 503.
 	Originator Originator
-	Log        *slog.Logger
+	// Webhooks is optional: without it the API lists no webhooks.
+	Webhooks Webhooks
+	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -70,6 +72,7 @@ type Server struct {
 
 	events EventLog
 	orig   Originator
+	hooks  Webhooks
 	// stopCtx ends when the server starts stopping, which ends the
 	// long-lived event streams that Shutdown would otherwise wait for.
 	stopCtx context.Context
@@ -103,6 +106,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		mux:     http.NewServeMux(),
 		events:  deps.Events,
 		orig:    deps.Originator,
+		hooks:   deps.Webhooks,
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {

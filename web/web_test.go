@@ -442,6 +442,7 @@ func TestEveryOperationChecked(t *testing.T) {
 		{"GET", "/api/v1/records/r", nil, 200},
 		{"GET", "/api/v1/trunks", nil, 200},
 		{"GET", "/api/v1/status", nil, 200},
+		{"GET", "/api/v1/webhooks", nil, 200},
 	} {
 		e.api(r.method, r.path, r.body, r.want, nil)
 	}

@@ -517,6 +517,12 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("reload: %+v", rr)
 	}
 
+	var hooks web.List[web.WebhookStatus]
+	e.api("GET", "/api/v1/webhooks", nil, 200, &hooks)
+	if len(hooks.Items) != 0 {
+		t.Fatalf("webhooks without any configured: %+v", hooks)
+	}
+
 	// Click-to-call has its own test (TestOriginate); here the ringing
 	// device declines.
 	var orig web.Originate

@@ -36,6 +36,7 @@ commands:
   registrations                           live registrations
   calls                                   calls in progress
   hangup ID                               end a call in progress
+  call FROM TO                            click-to-call: ring FROM's phones, then call TO
   users list                              accounts
   users add NAME [--display-name X] [--password P]
                                           create an account
@@ -44,6 +45,7 @@ commands:
   trunks                                  trunks and their state
   records [--user U] [--result R] [--limit N]
                                           call records, newest first (default 20)
+  webhooks                                webhook delivery state (queue, attempts, errors)
   bans                                    banned source addresses and protection counters
   unban ADDRESS                           lift a ban
   reload                                  read the config file again (users, trunks,
@@ -205,6 +207,10 @@ func (c *ctl) run(ctx context.Context, cmd string, args []string) error {
 		return c.calls(ctx, args)
 	case "hangup":
 		return c.hangup(ctx, args)
+	case "call":
+		return c.originate(ctx, args)
+	case "webhooks":
+		return c.webhooks(ctx, args)
 	case "users":
 		return c.users(ctx, args)
 	case "trunks":

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/config"
@@ -22,6 +24,8 @@ type eventPlane struct {
 	deliverer *webhook.Deliverer
 	retention time.Duration
 	log       *slog.Logger
+	// configured are the URLs of the configured webhooks.
+	configured atomic.Pointer[[]string]
 }
 
 var (
@@ -38,14 +42,20 @@ func newEventPlane(cfg *config.Config, st *store.Store, log *slog.Logger) (*even
 		return nil, err
 	}
 	hub := events.NewHub(0)
-	return &eventPlane{
+	p := &eventPlane{
 		st:        st,
 		hub:       hub,
 		recorder:  events.NewRecorder(events.RecorderConfig{}, st, hub, d, log),
 		deliverer: d,
 		retention: cfg.Events.Retention.D(),
 		log:       log.With("component", "events"),
-	}, nil
+	}
+	urls := make([]string, len(wc.Webhooks))
+	for i, t := range wc.Webhooks {
+		urls[i] = t.URL
+	}
+	p.configured.Store(&urls)
+	return p, nil
 }
 
 // pruneEvery is how often old events are deleted.
@@ -127,3 +137,59 @@ func (s *hubSubscription) Next(ctx context.Context) (web.Event, error) {
 }
 
 func (s *hubSubscription) Close() { s.cancel() }
+
+// setWebhooks applies the webhooks of a reloaded configuration.
+func (p *eventPlane) setWebhooks(cfg *config.Config) error {
+	ts := webhookTargets(cfg)
+	if err := p.deliverer.SetWebhooks(ts); err != nil {
+		return err
+	}
+	urls := make([]string, len(ts))
+	for i, t := range ts {
+		urls[i] = t.URL
+	}
+	p.configured.Store(&urls)
+	return nil
+}
+
+var _ web.Webhooks = (*eventPlane)(nil)
+
+// WebhookStatus reports each webhook's queue: the configured ones, and
+// removed ones whose deliveries are still kept.
+func (p *eventPlane) WebhookStatus(ctx context.Context) ([]web.WebhookStatus, error) {
+	stats, err := p.st.DeliveryStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	configured := map[string]bool{}
+	var out []web.WebhookStatus
+	if urls := p.configured.Load(); urls != nil {
+		for _, u := range *urls {
+			configured[u] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, s := range stats {
+		seen[s.Webhook] = true
+		out = append(out, web.WebhookStatus{URL: redactURL(s.Webhook), Configured: configured[s.Webhook],
+			Pending: s.Pending, Delivered: s.Delivered, Expired: s.Expired, OldestPendingAt: s.OldestPending,
+			Attempts: s.HeadAttempts, NextAttemptAt: s.NextAttemptAt, LastError: s.LastError, LastDeliveredAt: s.LastDeliveredAt})
+	}
+	if urls := p.configured.Load(); urls != nil {
+		for _, u := range *urls {
+			if !seen[u] {
+				out = append(out, web.WebhookStatus{URL: redactURL(u), Configured: true})
+			}
+		}
+	}
+	return out, nil
+}
+
+// redactURL hides a password in a webhook URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return u.Redacted()
+}

@@ -102,10 +102,11 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	app := newApp(sipSrv, st, cfg.SIP.Domain)
 	reload := newReloader(cfgPath, cfg, st, sipSrv, log)
 	reload.OnReload("webhooks", func(_ context.Context, c *config.Config) error {
-		return ev.deliverer.SetWebhooks(webhookTargets(c))
+		return ev.setWebhooks(c)
 	})
 	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st},
 		Originator: app,
+		Webhooks:   ev,
 		Protection: newProtection(sipSrv, cfg.Limits), Log: log})
 	if err != nil {
 		return err

@@ -276,13 +276,34 @@ func TestWebhooksSignedInOrderAcrossOutage(t *testing.T) {
 		t.Errorf("a call took %s while the webhook receiver was down", d)
 	}
 	answeredCall(t, e, alice, bob)
-	time.Sleep(2 * time.Second) // a few failed attempts
+	// The API shows the queue held up by the failing receiver.
+	var hooks web.List[web.WebhookStatus]
+	waitFor(t, "a failed attempt in the webhook state", func() bool {
+		e.api("GET", "/api/v1/webhooks", nil, 200, &hooks)
+		return len(hooks.Items) == 1 && hooks.Items[0].Attempts >= 1
+	})
+	if h := hooks.Items[0]; h.URL != r.url() || !h.Configured || h.Pending != 8 || h.Delivered != 5 ||
+		h.LastError == "" || h.OldestPendingAt.IsZero() {
+		t.Fatalf("webhook state while the receiver is down: %+v", h)
+	}
+	_, m := e.raw("GET", "/metrics", "", nil)
+	if want := fmt.Sprintf("switchboard_webhook_pending{webhook=%q} 8\n", r.url()); !strings.Contains(string(m), want) {
+		t.Fatalf("metrics lack %q", want)
+	}
+	time.Sleep(time.Second) // a few more failed attempts
 
 	r.start(t)
 	all := r.waitEvents(t, 60*time.Second,
 		"registration.created", "call.started", "call.ringing", "call.answered", "call.ended",
 		"registration.removed", "registration.created", "call.started", "call.ended",
 		"call.started", "call.ringing", "call.answered", "call.ended")
+	waitFor(t, "an empty webhook queue", func() bool {
+		e.api("GET", "/api/v1/webhooks", nil, 200, &hooks)
+		return len(hooks.Items) == 1 && hooks.Items[0].Pending == 0
+	})
+	if h := hooks.Items[0]; h.Delivered != len(all) || h.Expired != 0 || h.LastDeliveredAt.IsZero() {
+		t.Fatalf("webhook state after recovery: %+v", h)
+	}
 	var busy struct {
 		Result string `json:"result"`
 		Status int    `json:"status"`
