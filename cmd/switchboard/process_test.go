@@ -184,12 +184,18 @@ func (c *child) waitAnswered(n int, d time.Duration) {
 // ends it. Both trace their messages to dir.
 type sippPair struct {
 	uas, uac *exec.Cmd
-	uasDone  chan error
-	uacDone  chan error
+	uasDone  chan struct{} // closed when the process has exited
+	uacDone  chan struct{}
 	out      *lockedBuffer
 }
 
 func startHeldCall(t *testing.T, ctx context.Context, dir string, sipPort int, hold time.Duration) *sippPair {
+	t.Helper()
+	return startHeldCalls(t, ctx, dir, sipPort, hold, 1)
+}
+
+// startHeldCalls is startHeldCall for n calls placed at once.
+func startHeldCalls(t *testing.T, ctx context.Context, dir string, sipPort int, hold time.Duration, n int) *sippPair {
 	t.Helper()
 	sipp := sippPath(t)
 	writeTone(t, filepath.Join(dir, "audio.ulaw"), 1.0)
@@ -223,10 +229,10 @@ func startHeldCall(t *testing.T, ctx context.Context, dir string, sipPort int, h
 	if out, err := reg.CombinedOutput(); err != nil {
 		t.Fatalf("register UAS: %v\n%s", err, tail(string(out), 2000))
 	}
-	p := &sippPair{uasDone: make(chan error, 1), uacDone: make(chan error, 1), out: &lockedBuffer{}}
+	p := &sippPair{uasDone: make(chan struct{}), uacDone: make(chan struct{}), out: &lockedBuffer{}}
 	p.uas = exec.CommandContext(ctx, sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(freeUDPBlock(t)), "-rtp_echo", "-m", "1", "-nostdin", "-trace_msg", "-message_file", "uas_messages.log")
-	p.uac = exec.CommandContext(ctx, sipp, server, "-sf", "uac_hold.xml", "-inf", "uac.csv", "-s", "1002", "-m", "1",
+		"-mi", "127.0.0.1", "-mp", fmt.Sprint(freeUDPBlock(t)), "-rtp_echo", "-m", fmt.Sprint(n), "-nostdin", "-trace_msg", "-message_file", "uas_messages.log")
+	p.uac = exec.CommandContext(ctx, sipp, server, "-sf", "uac_hold.xml", "-inf", "uac.csv", "-s", "1002", "-m", fmt.Sprint(n), "-l", fmt.Sprint(n), "-r", fmt.Sprint(n),
 		"-d", fmt.Sprint(hold.Milliseconds()), "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-mi", "127.0.0.1", "-mp", fmt.Sprint(freeUDPBlock(t)),
 		"-nostdin", "-trace_msg", "-message_file", "uac_messages.log")
 	for i, cmd := range []*exec.Cmd{p.uas, p.uac} {
@@ -239,7 +245,7 @@ func startHeldCall(t *testing.T, ctx context.Context, dir string, sipPort int, h
 		if i == 1 {
 			done = p.uacDone
 		}
-		go func() { done <- cmd.Wait() }()
+		go func() { _ = cmd.Wait(); close(done) }()
 		if i == 0 {
 			time.Sleep(300 * time.Millisecond)
 		}
@@ -247,7 +253,7 @@ func startHeldCall(t *testing.T, ctx context.Context, dir string, sipPort int, h
 	t.Cleanup(func() {
 		for _, c := range []struct {
 			cmd  *exec.Cmd
-			done chan error
+			done chan struct{}
 		}{{p.uac, p.uacDone}, {p.uas, p.uasDone}} {
 			_ = c.cmd.Process.Kill()
 			<-c.done
