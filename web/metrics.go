@@ -31,6 +31,9 @@ func newMetrics(s *Server, results CallResults, prot Protection) http.Handler {
 	if s.hooks != nil {
 		reg.MustRegister(webhookCollector{s})
 	}
+	if s.trunks != nil {
+		reg.MustRegister(trunkCollector{s.trunks})
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slogPromLogger{s},
 		ErrorHandling: promhttp.ContinueOnError,

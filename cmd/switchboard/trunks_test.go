@@ -3,12 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/web"
 )
 
@@ -56,6 +59,21 @@ func TestTrunksStatus(t *testing.T) {
 	var data web.Trunk // the event's data has the API's field names
 	if err := json.Unmarshal(evs[0].Data, &data); err != nil || data.Name != "carrier" || data.State != "down" || data.LastError == "" {
 		t.Errorf("trunk.down data %s (%v)", evs[0].Data, err)
+	}
+	cfg, err := config.Load(filepath.Join(s.dir, "switchboard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get("http://" + cfg.Web.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{`switchboard_trunk_up{trunk="carrier"} 0`, `switchboard_trunk_state{state="down",trunk="carrier"} 1`, `switchboard_trunk_state{state="up",trunk="carrier"} 0`} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	code, out, _ := ctlRun(t, "", "--socket", sock, "trunks")
 	if code != 0 || !regexpLine(out, `^NAME\s+ADDRESS\s+TRANSPORT\s+STATE\s+LAST SUCCESS\s+LAST ERROR$`) ||
