@@ -53,6 +53,7 @@ type testProvider struct {
 
 type provReg struct {
 	at      time.Time
+	aor     string // the To user
 	contact string
 	expires int
 	source  string
@@ -159,7 +160,7 @@ func (pr *testProvider) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ct := req.Contact()
 	pr.mu.Lock()
-	pr.regs = append(pr.regs, provReg{at: time.Now(), contact: ct.Address.String(), expires: expires, source: req.Source()})
+	pr.regs = append(pr.regs, provReg{at: time.Now(), aor: req.To().Address.User, contact: ct.Address.String(), expires: expires, source: req.Source()})
 	pr.mu.Unlock()
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	c := sip.ContactHeader{Address: ct.Address, Params: sip.NewParams()}
@@ -314,6 +315,21 @@ func TestTrunkRegistration(t *testing.T) {
 	rs = pr2.registrations()
 	if len(rs) <= n || rs[len(rs)-1].expires != 0 {
 		t.Errorf("no unregistration on stop: %+v", rs[n:])
+	}
+}
+
+// A provider whose authentication name differs from the account: the
+// REGISTER names the account, the digest answer the authentication name.
+func TestTrunkRegistrationAuthUsername(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	cfg := trunkConfig("prov", addr, true)
+	cfg.Username, cfg.AuthUsername = "7001234", provUser
+	e, ps := newTrunkEnv(t, cfg)
+	pr := newProvider(e, addr)
+	waitState(t, ps[0], 10*time.Second, trunk.StateRegistered)
+	reg := pr.registrations()[0]
+	if reg.aor != "7001234" || !strings.HasPrefix(reg.contact, "sip:7001234@") {
+		t.Errorf("registered %s with contact %s, want the account 7001234", reg.aor, reg.contact)
 	}
 }
 

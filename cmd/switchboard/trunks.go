@@ -18,7 +18,7 @@ func newTrunks(cfg *config.Config, log *slog.Logger) ([]trunk.Trunk, error) {
 	for _, t := range cfg.Trunks {
 		tc := trunk.Config{
 			Name: t.Name, Address: t.Address, Transport: t.Transport,
-			Username: t.Username, Password: t.Password, Register: *t.Register,
+			Username: t.Username, AuthUsername: t.AuthUsername, Password: t.Password, Register: *t.Register,
 			Inbound: t.Inbound, Outbound: t.Outbound, CallerID: t.CallerID,
 			AllowUsers: t.AllowUsers, CountryCode: t.CountryCode,
 			RegisterExpires: t.RegisterExpires.D(), Timeout: t.Timeout.D(),

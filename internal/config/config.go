@@ -139,6 +139,9 @@ type Trunk struct {
 	Outbound string `yaml:"outbound"`
 	// CallerID is the number presented on outbound calls.
 	CallerID string `yaml:"caller_id"`
+	// AuthUsername is the name for digest authentication when the
+	// provider gives one apart from the account; empty means Username.
+	AuthUsername string `yaml:"auth_username"`
 	// AllowUsers limits outbound calls through the trunk to these users;
 	// empty means every authenticated user.
 	AllowUsers []string `yaml:"allow_users"`

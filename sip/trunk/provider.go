@@ -22,9 +22,15 @@ type Config struct {
 	// Address is the provider's host:port; Transport is udp, tcp or tls.
 	Address   string
 	Transport string
-	// Username and Password answer the provider's digest challenges on
-	// REGISTER and INVITE. They are never logged.
-	Username, Password string
+	// Username is our account at the provider: the user part of the
+	// registered address (From, To) and of our Contact.
+	Username string
+	// AuthUsername is the name digest answers use, when the provider
+	// gives one apart from the account; empty means Username.
+	AuthUsername string
+	// Password answers the provider's digest challenges on REGISTER and
+	// INVITE. It is never logged.
+	Password string
 	// Register keeps a registration at the provider; false for a trunk
 	// that authenticates us by IP address.
 	Register bool
@@ -159,6 +165,14 @@ func New(cfg Config, log *slog.Logger) (*Provider, error) {
 	return p, nil
 }
 
+// authUser is the name our digest answers give.
+func (p *Provider) authUser() string {
+	if p.cfg.AuthUsername != "" {
+		return p.cfg.AuthUsername
+	}
+	return p.cfg.Username
+}
+
 // Name is the trunk's name.
 func (p *Provider) Name() string { return p.cfg.Name }
 
@@ -176,7 +190,7 @@ func (p *Provider) Route(user, number string) (Route, bool) {
 		Destination: p.cfg.Address,
 		Transport:   p.cfg.Transport,
 		Number:      num,
-		Username:    p.cfg.Username,
+		Username:    p.authUser(),
 		Password:    p.cfg.Password,
 		Timeout:     p.cfg.Timeout,
 	}

@@ -57,6 +57,10 @@ func TestRoute(t *testing.T) {
 	if r.Destination != "192.0.2.10:5080" || r.Transport != "tcp" || r.Username != "acct" || r.Timeout != 5*time.Second {
 		t.Errorf("route %+v", r)
 	}
+	sep := newTest(t, Config{Name: "p", Address: "192.0.2.10:5060", Username: "7001234", AuthUsername: "auth-77", Outbound: "."})
+	if r, _ := sep.Route("1001", "5557654321"); r.Username != "auth-77" || r.From.User != "7001234" {
+		t.Errorf("with auth_username: answers as %q, From %q", r.Username, r.From.User)
+	}
 	none := newTest(t, Config{Name: "in-only", Address: "192.0.2.10:5060"})
 	if _, ok := none.Route("1001", "+15557654321"); ok {
 		t.Error("a trunk without an outbound pattern takes calls")

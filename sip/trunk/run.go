@@ -230,7 +230,7 @@ func (p *Provider) authorize(req *sip.Request, res *sip.Response) (sip.Header, e
 		}
 		cred, err := digest.Digest(chal, digest.Options{
 			Method: string(req.Method), URI: req.Recipient.Addr(),
-			Username: p.cfg.Username, Password: p.cfg.Password, Count: 1,
+			Username: p.authUser(), Password: p.cfg.Password, Count: 1,
 		})
 		if err != nil {
 			continue
