@@ -122,6 +122,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Protection != nil {
 		s.registerProtection(s.api, deps.Protection)
 	}
+	s.mountAdmin()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", newMetrics(s, deps.CallResults, deps.Protection))
