@@ -545,7 +545,11 @@ func (c *call) forkRequest(b store.Binding, offerB []byte, fromName, fromTag str
 // contactFor is our Contact for a dialog over transport.
 func (s *Server) contactFor(transport string) *sip.ContactHeader {
 	host, port := s.cfg.Listen.Addr().String(), int(s.cfg.Listen.Port())
-	if a, err := netip.ParseAddrPort(s.boundAddr("udp")); err == nil {
+	bound := "udp"
+	if strings.EqualFold(transport, "tls") {
+		bound = "tls"
+	}
+	if a, err := netip.ParseAddrPort(s.boundAddr(bound)); err == nil {
 		port = int(a.Port())
 	}
 	u := sip.Uri{Scheme: "sip", User: "switchboard", Host: host, Port: port}

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,9 @@ type Config struct {
 	UserAgent          string
 	// Limits configures the abuse protection; zero disables each limit.
 	Limits Limits
+	// TLS, when set, serves SIP over TLS on TLSListen.
+	TLS       *tls.Config
+	TLSListen netip.AddrPort
 }
 
 // Users is how the signalling plane finds accounts.
@@ -210,15 +214,25 @@ func (s *Server) Run(ctx context.Context) error {
 		udp.Close()
 		return fmt.Errorf("sip: listen tcp %s: %w", tcpAddr, err)
 	}
+	tlsLn, err := s.listenTLS()
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return err
+	}
 	s.readyMu.Lock()
 	s.addrs["udp"] = udp.LocalAddr().String()
 	s.addrs["tcp"] = tcp.Addr().String()
+	if tlsLn != nil {
+		s.addrs["tls"] = tlsLn.Addr().String()
+		s.log.Info("sip listening", "tls", tlsLn.Addr().String())
+	}
 	close(s.ready)
 	s.readyMu.Unlock()
 	s.log.Info("sip listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "domain", s.cfg.Domain)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	wg.Add(5)
 	bc := newBadRequestConn(udp, s.log)
 	bc.guard = s.guard
@@ -227,6 +241,10 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
 	go func() { defer wg.Done(); errc <- s.reg.run(ctx) }()
 	go func() { defer wg.Done(); errc <- s.guard.run(ctx) }()
+	if tlsLn != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- s.srv.ServeTLS(tlsLn) }()
+	}
 	stopTrunks := s.runTrunks(ctx)
 
 	var first error
@@ -240,6 +258,9 @@ func (s *Server) Run(ctx context.Context) error {
 	stopTrunks() // their unregistrations leave before the sockets close
 	udp.Close()
 	tcp.Close()
+	if tlsLn != nil {
+		tlsLn.Close()
+	}
 	s.ws.Close()
 	s.reg.stop()
 	s.srv.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,8 @@ type Config struct {
 	ControlSocket string
 	// Version is reported by /api/v1/status and the metrics.
 	Version string
+	// TLS, when set, makes Listen serve HTTPS (and WSS) with it.
+	TLS *tls.Config
 	// ShutdownTimeout bounds how long open requests may finish once the
 	// server stops. Default 5s.
 	ShutdownTimeout time.Duration
@@ -231,6 +234,11 @@ func (s *Server) Run(ctx context.Context) error {
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("web: listen %s: %w", s.cfg.Listen, err)
+	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+		s.log.Info("https listening", "addr", ln.Addr().String())
+		return s.serve(ctx, ln, s.Handler())
 	}
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	return s.serve(ctx, ln, s.Handler())

@@ -33,6 +33,8 @@ type child struct {
 	stderr   *lockedBuffer
 	done     chan struct{}
 	exitCode int
+	http     *http.Client
+	base     string // the web listener's URL
 }
 
 // writeChildConfig writes a config for a child server in dir.
@@ -56,13 +58,18 @@ func writeChildConfig(t *testing.T, dir string, sipPort, webPort int, users map[
 
 // startChild runs `switchboard serve --config cfg` as a child process and
 // waits until it is ready.
-func startChild(t *testing.T, dir, cfg string, sipPort, webPort int) *child {
+func startChild(t *testing.T, dir, cfg string, sipPort, webPort int, opts ...func(*child)) *child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{t: t, dir: dir, cfg: cfg, sipPort: sipPort, webPort: webPort, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	c := &child{t: t, dir: dir, cfg: cfg, sipPort: sipPort, webPort: webPort, stderr: &lockedBuffer{}, done: make(chan struct{}),
+		http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", webPort)}
+	for _, o := range opts {
+		o(c)
+	}
+	t.Cleanup(c.http.CloseIdleConnections)
 	c.cmd = exec.Command(exe, "serve", "--config", cfg)
 	c.cmd.Env = append(os.Environ(), childEnv+"=1")
 	c.cmd.Dir = dir
@@ -126,8 +133,7 @@ func (c *child) wait(d time.Duration) int {
 }
 
 func (c *child) readyz() int {
-	cl := http.Client{Timeout: 2 * time.Second}
-	res, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", c.webPort))
+	res, err := c.http.Get(c.base + "/readyz")
 	if err != nil {
 		return 0
 	}
@@ -137,10 +143,9 @@ func (c *child) readyz() int {
 
 // api GETs an API path and decodes the JSON into out.
 func (c *child) api(path string, out any) error {
-	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", c.webPort, path), nil)
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+childToken)
-	cl := http.Client{Timeout: 5 * time.Second}
-	res, err := cl.Do(req)
+	res, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}

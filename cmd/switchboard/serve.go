@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/switchboard/switchboard/internal/certs"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/digest"
 	"github.com/switchboard/switchboard/internal/store"
@@ -93,7 +94,23 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return err
 	}
 	defer browsers.Close()
-	sipSrv, err := sip.NewServer(ctx, sipConfig(cfg), sip.Deps{
+	sipCfg := sipConfig(cfg)
+	if t := cfg.SIP.TLS; t.Enabled() {
+		rl, err := certs.New(t.Cert, t.Key, 0, log.With("component", "sip"))
+		if err != nil {
+			return fmt.Errorf("sip.tls: %w", err)
+		}
+		sipCfg.TLS, sipCfg.TLSListen = rl.ServerConfig(), netip.MustParseAddrPort(t.Listen) // validated by config
+	}
+	webCfg := webConfig(cfg)
+	if t := cfg.Web.TLS; t.Enabled() {
+		rl, err := certs.New(t.Cert, t.Key, 0, log.With("component", "web"))
+		if err != nil {
+			return fmt.Errorf("web.tls: %w", err)
+		}
+		webCfg.TLS = rl.ServerConfig()
+	}
+	sipSrv, err := sip.NewServer(ctx, sipCfg, sip.Deps{
 		Users: st, Bindings: st, Records: st, Relay: relayAdapter{r: relay, w: browsers}, Events: ev.recorder, Log: log, Trunks: trunks,
 	})
 	if err != nil {
@@ -104,7 +121,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	reload.OnReload("webhooks", func(_ context.Context, c *config.Config) error {
 		return ev.setWebhooks(c)
 	})
-	webSrv, err := web.New(webConfig(cfg), web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st},
+	webSrv, err := web.New(webCfg, web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st},
 		Originator: app,
 		Webhooks:   ev,
 		Protection: newProtection(sipSrv, cfg.Limits), Log: log})

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"time"
 
@@ -64,6 +65,8 @@ type SIP struct {
 	RingTimeout Duration `yaml:"ring_timeout"`
 	// UserAgent is the Server/User-Agent header value. Default "Switchboard".
 	UserAgent string `yaml:"user_agent"`
+	// TLS serves SIP over TLS when a certificate is set.
+	TLS TLS `yaml:"tls"`
 	// DrainTimeout is how long calls in progress may go on after SIGTERM
 	// before they are ended with BYE. Default 60s; 0 ends them at once.
 	DrainTimeout *Duration `yaml:"drain_timeout"`
@@ -88,7 +91,21 @@ type Web struct {
 	Listen string `yaml:"listen"`
 	// APITokens are the bearer tokens accepted by the API.
 	APITokens []string `yaml:"api_tokens"`
+	// TLS makes web.listen serve HTTPS (and WSS) when a certificate is set.
+	TLS TLS `yaml:"tls"`
 }
+
+// TLS is a certificate and key in PEM files, reloaded when they change.
+type TLS struct {
+	// Listen is where SIP over TLS is served (sip.tls only). Default: the
+	// sip.listen address with port 5061.
+	Listen string `yaml:"listen"`
+	Cert   string `yaml:"cert"`
+	Key    string `yaml:"key"`
+}
+
+// Enabled reports whether a certificate is configured.
+func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" }
 
 // Control configures the local admin socket.
 type Control struct {
@@ -232,6 +249,11 @@ func (c *Config) applyDefaults() {
 		c.SIP.LegacyDigestAgents = []string{"SIPp", "baresip v0.", "baresip v1.", "sipsak"}
 	}
 	setStr(&c.SIP.UserAgent, "Switchboard")
+	if c.SIP.TLS.Enabled() && c.SIP.TLS.Listen == "" {
+		if ap, err := netip.ParseAddrPort(c.SIP.Listen); err == nil {
+			c.SIP.TLS.Listen = netip.AddrPortFrom(ap.Addr(), 5061).String()
+		}
+	}
 	if c.SIP.DrainTimeout == nil {
 		d := Duration(60 * time.Second)
 		c.SIP.DrainTimeout = &d

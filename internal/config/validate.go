@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,6 +78,11 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	v.tls("sip.tls", c.SIP.TLS, true)
+	if c.SIP.TLS.Enabled() && c.SIP.TLS.Listen == c.SIP.Listen {
+		v.addf("sip.tls.listen %q must differ from sip.listen (TCP cannot carry both)", c.SIP.TLS.Listen)
+	}
+	v.tls("web.tls", c.Web.TLS, false)
 	v.hostPort("web.listen", c.Web.Listen)
 	if len(c.Web.APITokens) == 0 {
 		v.addf("web.api_tokens is empty: set at least one secret token (the API never runs without one)")
@@ -229,6 +235,32 @@ func (v *validator) hostPort(key, s string) {
 	}
 	if ap.Port() == 0 {
 		v.addf("%s %q must name a port between 1 and 65535", key, s)
+	}
+}
+
+// tls checks a certificate and key pair's settings; the files must exist
+// (whether they hold a usable pair is checked when the server starts).
+func (v *validator) tls(key string, t TLS, listen bool) {
+	if !listen && t.Listen != "" {
+		v.addf("%s.listen is not a key: %s serves on its own listen address", key, strings.TrimSuffix(key, ".tls"))
+	}
+	if !t.Enabled() {
+		if listen && t.Listen != "" {
+			v.addf("%s.listen %q needs %s.cert and %s.key", key, t.Listen, key, key)
+		}
+		return
+	}
+	if t.Cert == "" || t.Key == "" {
+		v.addf("%s needs both cert and key (PEM files): cert %q, key %q", key, t.Cert, t.Key)
+		return
+	}
+	for _, f := range []struct{ k, path string }{{key + ".cert", t.Cert}, {key + ".key", t.Key}} {
+		if _, err := os.Stat(f.path); err != nil {
+			v.addf("%s %q is not a readable file: %v", f.k, f.path, err)
+		}
+	}
+	if listen {
+		v.hostPort(key+".listen", t.Listen)
 	}
 }
 
