@@ -178,7 +178,7 @@ func (g *guard) trusted(a netip.Addr) bool {
 
 // fromTrunk reports whether a is one of the trunks' providers.
 func (s *Server) fromTrunk(a netip.Addr) bool {
-	for _, t := range s.trunks {
+	for _, t := range s.trunks.list() {
 		if _, ours := t.Inbound(netip.AddrPortFrom(a, 0), ""); ours {
 			return true
 		}

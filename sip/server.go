@@ -96,7 +96,7 @@ type Server struct {
 	orig    *origTable // click-to-calls
 	relay   Relay
 	records CallRecords
-	trunks  []trunk.Trunk
+	trunks  *trunkRunner
 
 	ws *wsListener // connections taken over by WebSocketHandler
 
@@ -137,7 +137,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		relay:   deps.Relay,
 		records: deps.Records,
 		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
-		trunks:  deps.Trunks,
+		trunks:  newTrunkRunner(deps.Trunks),
 	}
 	s.guard = newGuard(cfg.Limits, deps.Now, s.log)
 	s.guard.alsoTrusted = s.fromTrunk

@@ -618,3 +618,41 @@ func TestTrunkNoAnswerFailsOver(t *testing.T) {
 	p1.close() // its INVITE transaction is gone; nothing is left running
 	e.waitIdle(t)
 }
+
+// Replacing the trunks (a configuration reload) unregisters the old ones
+// and registers the new ones, with no restart.
+func TestTrunkReplace(t *testing.T) {
+	addrA, addrB := reserveAddr(t, "127.0.0.2"), reserveAddr(t, "127.0.0.3")
+	e, ps := newTrunkEnv(t, trunkConfig("a", addrA, true))
+	prA, prB := newProvider(e, addrA), newProvider(e, addrB)
+	waitState(t, ps[0], 10*time.Second, trunk.StateRegistered)
+
+	b, err := trunk.New(trunkConfig("b", addrB, true), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetTrunks([]trunk.Trunk{b})
+	rs := prA.registrations()
+	if last := rs[len(rs)-1]; last.expires != 0 {
+		t.Errorf("the replaced trunk did not unregister: last REGISTER asked for %d s", last.expires)
+	}
+	waitState(t, b, 10*time.Second, trunk.StateRegistered)
+	if got := e.srv.Trunks(); len(got) != 1 || got[0].Name != "b" {
+		t.Errorf("Trunks() = %+v", got)
+	}
+	if len(prB.registrations()) == 0 {
+		t.Error("the new trunk's provider has no registration")
+	}
+	// Calls use the new trunk.
+	a := e.newPhone("1001", "pw-1001", phoneOpts{})
+	a.register()
+	oc := a.call(farNumber, callOpts{})
+	if oc.status != 200 {
+		t.Fatalf("call after the replacement: %d", oc.status)
+	}
+	prB.expect(sip.INVITE, 2*time.Second)
+	oc.hangup()
+	if n := prA.count(sip.INVITE); n != 0 {
+		t.Errorf("the replaced trunk's provider got %d INVITEs", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -53,28 +54,85 @@ func (s *Server) fromListener(req *sip.Request) {
 	req.Laddr = sip.Addr{IP: net.IP(a.Addr().AsSlice()), Port: int(a.Port())}
 }
 
-// runTrunks starts every trunk; stop ends them (each removes its
-// registration) and waits for them.
-func (s *Server) runTrunks(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, t := range s.trunks {
-		wg.Go(func() {
-			if err := t.Run(ctx, trunkHost{s}); err != nil {
-				s.log.Error("trunk stopped", "trunk", t.Name(), "error", err)
+// trunkRunner holds the server's trunks and runs them while the server
+// runs; SetTrunks replaces them (a configuration reload) without a
+// restart.
+type trunkRunner struct {
+	cur atomic.Pointer[[]trunk.Trunk]
+
+	mu     sync.Mutex // serialises start, stop and replace
+	parent context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newTrunkRunner(ts []trunk.Trunk) *trunkRunner {
+	r := &trunkRunner{}
+	r.cur.Store(&ts)
+	return r
+}
+
+// list is the trunks now, in routing order.
+func (r *trunkRunner) list() []trunk.Trunk { return *r.cur.Load() }
+
+// startLocked runs the current trunks under r.parent; r.mu is held.
+func (r *trunkRunner) startLocked(host trunkHost) {
+	ctx, cancel := context.WithCancel(r.parent)
+	r.cancel = cancel
+	for _, t := range r.list() {
+		r.wg.Go(func() {
+			if err := t.Run(ctx, host); err != nil {
+				host.s.log.Error("trunk stopped", "trunk", t.Name(), "error", err)
 			}
 		})
 	}
-	return func() {
-		cancel()
-		wg.Wait()
+}
+
+// stopLocked ends the running trunks (each removes its registration) and
+// waits for them; r.mu is held.
+func (r *trunkRunner) stopLocked() {
+	if r.cancel != nil {
+		r.cancel()
+		r.wg.Wait()
+		r.cancel = nil
 	}
+}
+
+// runTrunks starts every trunk; stop ends them and waits for them.
+func (s *Server) runTrunks(ctx context.Context) (stop func()) {
+	r := s.trunks
+	r.mu.Lock()
+	r.parent = ctx
+	r.startLocked(trunkHost{s})
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		r.stopLocked()
+		r.parent = nil
+		r.mu.Unlock()
+	}
+}
+
+// SetTrunks replaces the trunks: new calls use the new ones at once; the
+// old ones unregister and stop (calls already through them go on), and
+// the new ones start when the server is running.
+func (s *Server) SetTrunks(ts []trunk.Trunk) {
+	r := s.trunks
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur.Store(&ts)
+	r.stopLocked()
+	if r.parent != nil && r.parent.Err() == nil {
+		r.startLocked(trunkHost{s})
+	}
+	s.log.Info("trunks replaced", "trunks", len(ts))
 }
 
 // Trunks returns the state of every trunk, in configuration order.
 func (s *Server) Trunks() []trunk.Status {
-	out := make([]trunk.Status, len(s.trunks))
-	for i, t := range s.trunks {
+	ts := s.trunks.list()
+	out := make([]trunk.Status, len(ts))
+	for i, t := range ts {
 		out[i] = t.Status()
 	}
 	return out
@@ -88,10 +146,11 @@ func (s *Server) Trunks() []trunk.Status {
 // users (no relaying).
 func (s *Server) inboundTrunkCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	src, err := netip.ParseAddrPort(req.Source())
-	if err != nil || len(s.trunks) == 0 {
+	ts := s.trunks.list()
+	if err != nil || len(ts) == 0 {
 		return false
 	}
-	for _, t := range s.trunks {
+	for _, t := range ts {
 		user, ours := t.Inbound(src, req.Recipient.User)
 		if !ours {
 			continue
@@ -156,7 +215,7 @@ func (s *Server) inboundCall(req *sip.Request, tx sip.ServerTransaction, t trunk
 func (s *Server) outboundTrunkCall(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, u store.User, number string) bool {
 	var ts []trunk.Trunk
 	var routes []trunk.Route
-	for _, t := range s.trunks {
+	for _, t := range s.trunks.list() {
 		if r, ok := t.Route(u.Name, number); ok {
 			ts = append(ts, t)
 			routes = append(routes, r)

@@ -132,7 +132,7 @@ func TestReload(t *testing.T) {
 		t.Error("the reload did not report media.port_max as needing a restart")
 	}
 	code, stdout, stderr := ctlReload(t, sock)
-	if code != exitOK || !strings.Contains(stdout, "reloaded: users, webhooks") || !strings.Contains(stdout, "media.port_max") {
+	if code != exitOK || !strings.Contains(stdout, "reloaded: users, trunks, webhooks") || !strings.Contains(stdout, "media.port_max") {
 		t.Errorf("ctl reload: exit %d, %q %q", code, stdout, stderr)
 	}
 

@@ -118,6 +118,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	}
 	app := newApp(sipSrv, st, cfg.SIP.Domain)
 	reload := newReloader(cfgPath, cfg, st, sipSrv, log)
+	reloadTrunks(reload, sipSrv, cfg, log)
 	reload.OnReload("webhooks", func(_ context.Context, c *config.Config) error {
 		return ev.setWebhooks(c)
 	})

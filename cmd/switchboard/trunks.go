@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"log/slog"
+	"reflect"
 
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/sip"
 	"github.com/switchboard/switchboard/sip/trunk"
 	"github.com/switchboard/switchboard/web"
 )
@@ -35,6 +37,25 @@ func newTrunks(cfg *config.Config, log *slog.Logger) ([]trunk.Trunk, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// reloadTrunks makes a reload apply the file's trunks: when any of them
+// changed, all are rebuilt; the old ones unregister, the new ones
+// register, and calls already up go on.
+func reloadTrunks(r *reloader, s *sip.Server, cfg *config.Config, log *slog.Logger) {
+	cur := cfg.Trunks
+	r.OnReload("trunks", func(_ context.Context, next *config.Config) error {
+		if reflect.DeepEqual(cur, next.Trunks) {
+			return nil
+		}
+		ts, err := newTrunks(next, log)
+		if err != nil {
+			return err
+		}
+		s.SetTrunks(ts)
+		cur = next.Trunks
+		return nil
+	})
 }
 
 // Trunks lists the trunks and their state for the API.

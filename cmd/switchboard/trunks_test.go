@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,5 +80,22 @@ func TestTrunksStatus(t *testing.T) {
 	if code != 0 || !regexpLine(out, `^NAME\s+ADDRESS\s+TRANSPORT\s+STATE\s+LAST SUCCESS\s+LAST ERROR$`) ||
 		!regexpLine(out, `^carrier\s+`+strings.ReplaceAll(dead, ".", `\.`)+`\s+udp\s+down\s+-\s+options: `) {
 		t.Errorf("ctl trunks:\n%s", out)
+	}
+
+	// A reload applies a changed trunk list at once.
+	path := filepath.Join(s.dir, "switchboard.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), "name: carrier", "name: backup", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := ctlReload(t, sock); code != 0 {
+		t.Fatalf("ctl reload: %d %s %s", code, out, errs)
+	}
+	code, out, _ = ctlRun(t, "", "--socket", sock, "--json", "trunks")
+	if err := json.Unmarshal([]byte(out), &ts); code != 0 || err != nil || len(ts) != 1 || ts[0].Name != "backup" {
+		t.Errorf("trunks after the reload: %d %q", code, out)
 	}
 }
