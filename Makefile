@@ -35,6 +35,7 @@ lint:
 # and docs/bench/chart.svg. bench-deps installs Kamailio, rtpengine and SIPp.
 bench: bench-deps build
 	@scripts/bench.sh
+	@scripts/bench-webrtc.sh
 
 bench-deps:
 	@scripts/bench-deps.sh

@@ -552,6 +552,10 @@ func (s *Server) contactFor(transport string) *sip.ContactHeader {
 	if a, err := netip.ParseAddrPort(s.boundAddr(bound)); err == nil {
 		port = int(a.Port())
 	}
+	if ws, ok := s.wsContactAddr(transport); ok {
+		// Over WebSocket we are reached at the HTTP listener (RFC 7118).
+		host, port = ws.Addr().String(), int(ws.Port())
+	}
 	u := sip.Uri{Scheme: "sip", User: "switchboard", Host: host, Port: port}
 	if t := strings.ToLower(transport); t != "" && t != "udp" {
 		u.UriParams = sip.NewParams()

@@ -98,7 +98,8 @@ type Server struct {
 	records CallRecords
 	trunks  *trunkRunner
 
-	ws *wsListener // connections taken over by WebSocketHandler
+	ws      *wsListener                    // connections taken over by WebSocketHandler
+	wsLocal atomic.Pointer[netip.AddrPort] // the HTTP listener, as WebSocket clients reach it
 
 	guard *guard // abuse protection: rate limits, bans, call limits
 

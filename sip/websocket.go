@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -63,11 +64,29 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		rest, _ := rw.Reader.Peek(n)
 		head.Write(rest)
 	}
+	if a, ok := conn.LocalAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		s.wsLocal.Store(&ap)
+	}
 	wc := &wsConn{Conn: conn, r: io.MultiReader(&head, conn)}
 	wc.onClose = func() { s.dropConnectionBindings(conn.RemoteAddr().String()) }
 	if !s.ws.hand(wc) {
 		conn.Close()
 	}
+}
+
+// wsContactAddr is where WebSocket clients reach us, for the Contact of
+// dialogs over transport: the HTTP listener, as the clients' connections
+// show it. ok is false for other transports, or before any connection.
+func (s *Server) wsContactAddr(transport string) (netip.AddrPort, bool) {
+	if !isConnectionTransport(transport) {
+		return netip.AddrPort{}, false
+	}
+	ap := s.wsLocal.Load()
+	if ap == nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
 
 // headerHasToken reports whether a comma-separated header contains token,

@@ -34,7 +34,7 @@ func (e *env) wsPhone(user, pass string) (*phone, *httptest.Server) {
 
 func TestWebSocketRegister(t *testing.T) {
 	e := newEnv(t)
-	p, _ := e.wsPhone("1003", "pw-1003")
+	p, hs := e.wsPhone("1003", "pw-1003")
 	res := p.register([]string{"<sip:abc@df7jal23ls0d.invalid;transport=ws>"})
 	if res.StatusCode != 200 {
 		t.Fatalf("REGISTER over WebSocket: %d %s", res.StatusCode, res.Reason)
@@ -42,6 +42,14 @@ func TestWebSocketRegister(t *testing.T) {
 	bs := e.srv.UserBindings("1003")
 	if len(bs) != 1 || bs[0].Transport != "WS" {
 		t.Fatalf("bindings = %+v, want one over WS", bs)
+	}
+	// Dialogs over WebSocket name the HTTP listener as our Contact, where
+	// a WebSocket client can reach us; other transports the SIP one.
+	if got, want := e.srv.contactFor("WS").Address.HostPort(), strings.TrimPrefix(hs.URL, "http://"); got != want {
+		t.Fatalf("Contact over WS = %s, want %s", got, want)
+	}
+	if got := e.srv.contactFor("UDP").Address.HostPort(); got != e.udp {
+		t.Fatalf("Contact over UDP = %s, want %s", got, e.udp)
 	}
 
 	// Closing the WebSocket removes the binding at once, long before it

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a port that is free for both UDP and TCP on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
 		u, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -61,7 +61,7 @@ type server struct {
 
 // startServer writes a config with the given users (name → password) and
 // extra YAML, runs `switchboard serve --config` and waits until SIP answers.
-func startServer(t *testing.T, users map[string]string, extra string) *server {
+func startServer(t testing.TB, users map[string]string, extra string) *server {
 	t.Helper()
 	s := &server{sipPort: freePort(t), dir: t.TempDir(), done: make(chan int, 1), stderr: &lockedBuffer{}}
 	s.start(t, writeServerConfig(t, s, users, extra))
@@ -70,7 +70,7 @@ func startServer(t *testing.T, users map[string]string, extra string) *server {
 
 // writeServerConfig writes the config startServer runs in s.dir and
 // returns its path.
-func writeServerConfig(t *testing.T, s *server, users map[string]string, extra string) string {
+func writeServerConfig(t testing.TB, s *server, users map[string]string, extra string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "sip:\n  listen: \"127.0.0.1:%d\"\n  domain: \"switchboard.local\"\n", s.sipPort)
@@ -89,7 +89,7 @@ func writeServerConfig(t *testing.T, s *server, users map[string]string, extra s
 }
 
 // start runs `switchboard serve --config cfg` and waits until SIP answers.
-func (s *server) start(t *testing.T, cfg string) {
+func (s *server) start(t testing.TB, cfg string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -104,7 +104,7 @@ func (s *server) start(t *testing.T, cfg string) {
 	}
 }
 
-func (s *server) stop(t *testing.T) {
+func (s *server) stop(t testing.TB) {
 	if s.cancel == nil {
 		return
 	}
