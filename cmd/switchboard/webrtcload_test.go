@@ -342,13 +342,13 @@ func register(ctx context.Context, cli *sipgo.Client, transport, dst, user, pass
 
 // loadCall is one browser's call.
 type loadCall struct {
-	ua          *sipgo.UserAgent
-	pc          *webrtc.PeerConnection
-	dialog      *sipgo.DialogClientSession
-	phoneUser   string // the callee, which names its phone
-	invited     time.Time
-	firstRx     atomic.Int64 // unix nanoseconds of the first audio packet
-	rx          seqCounter
+	ua        *sipgo.UserAgent
+	pc        *webrtc.PeerConnection
+	dialog    *sipgo.DialogClientSession
+	phoneUser string // the callee, which names its phone
+	invited   time.Time
+	firstRx   atomic.Int64 // unix nanoseconds of the first audio packet
+	rx        seqCounter
 }
 
 func (c *loadCall) setup() time.Duration {
