@@ -7,11 +7,12 @@
 # docs/bench/chart.svg. Raw figures go to docs/bench/.
 #
 #   REPS         repetitions of each side-by-side comparison (default 3)
-#   REG_RATES    REGISTER rates offered, per second (default "2000 5000 10000")
-#   REG_SECS     seconds each rate is offered (default 8)
-#   CPS_RATES    call setup rates offered (default "500 1000 2000")
-#   CPS_SECS     seconds each rate is offered (default 8)
+#   REG_RATES    REGISTER rates offered, per second (default "1000 2500 5000")
+#   REG_SECS     seconds each rate is offered (default 6)
+#   CPS_RATES    call setup rates offered (default "250 500 1000")
+#   CPS_SECS     seconds each rate is offered (default 6)
 #   BIND_STEPS   registration counts for the memory curve (default "1000 10000 100000")
+#   BIND_RATE    REGISTER rate while filling the registrar (default 2500)
 #   BIND_WAIT    seconds to let SIP transactions end before reading memory (default 34)
 #   RELAY_CALLS  concurrent calls swept through each relay (default "100,500,1000,2000")
 #   RELAY_SECS   measured seconds per relay run (default 4)
@@ -22,13 +23,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
-REG_RATES=${REG_RATES:-"2000 5000 10000"}
-REG_SECS=${REG_SECS:-8}
+REG_RATES=${REG_RATES:-"1000 2500 5000"}
+REG_SECS=${REG_SECS:-6}
 REG_USERS=${REG_USERS:-20000}
-CPS_RATES=${CPS_RATES:-"500 1000 2000"}
-CPS_SECS=${CPS_SECS:-8}
+CPS_RATES=${CPS_RATES:-"250 500 1000"}
+CPS_SECS=${CPS_SECS:-6}
 BIND_STEPS=${BIND_STEPS:-"1000 10000 100000"}
 BIND_WAIT=${BIND_WAIT:-34}
+BIND_RATE=${BIND_RATE:-2500}
 RELAY_CALLS=${RELAY_CALLS:-"100,500,1000,2000"}
 RELAY_SECS=${RELAY_SECS:-4}
 GO_COUNT=${GO_COUNT:-5}
@@ -211,21 +213,29 @@ if ! skip bindings; then
 	echo "== memory per binding: ${BIND_STEPS// /, } registrations"
 	dir=$work/bind
 	switchboard_config "$last" "$dir"
-	command_of bindings switchboard "bin/switchboard serve --config sb.yaml ($last users); sipp -sf sipp/register_auth.xml -inf users-STEP.csv -r 5000 (each step); HeapInuse from /debug/pprof/heap?gc=1 after ${BIND_WAIT}s; PSS from /proc/PID/smaps_rollup"
+	command_of bindings switchboard "bin/switchboard serve --config sb.yaml ($last users); sipp -sf sipp/register_auth.xml -inf users-STEP.csv -r $BIND_RATE (each step); HeapInuse from /debug/pprof/heap?gc=1 after ${BIND_WAIT}s; PSS from /proc/PID/smaps_rollup"
 	command_of bindings kamailio "$(kamailio_cmd); the same sipp runs; shared memory real_used from kamcmd core.shmmem; PSS of the process tree"
 	heap() { curl -s "http://127.0.0.1:$((port + 2))/debug/pprof/heap?debug=1&gc=1" | awk '/^# HeapInuse/ { print $4 }'; }
 	shm() { kamcmd -s "unix:$dir/kam.ctl" core.shmmem | awk '/real_used:/ { print $2 }'; }
 	for sys in switchboard kamailio; do
 		start $sys "$dir"
-		if [ $sys = switchboard ]; then base=$(heap); else base=$(shm); fi
+		if [ $sys = switchboard ]; then
+			heap >/dev/null # a GC, then time for the runtime to return start-up garbage
+			sleep 5
+			base=$(heap)
+		else
+			base=$(shm)
+		fi
 		pss0=$(pss_kib "$srv")
 		done_n=0
+		held=0
 		for n in $BIND_STEPS; do
 			users_csv "$done_n" $((n - done_n)) "$dir/step.csv"
-			sipp 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/step.csv" -r 5000 -m $((n - done_n)) -l 10000 \
+			sipp 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/step.csv" -r "$BIND_RATE" -m $((n - done_n)) -l $((BIND_RATE * 2)) \
 				-recv_timeout 5000 -timeout 120s -i 127.0.0.1 -p $((port + 10)) -nostdin >"$dir/sipp.txt" 2>&1 || true
 			read -r ok bad < <(sipp_counts "$dir/sipp.txt")
 			done_n=$n
+			held=$((held + ok)) # failed ones hold no binding
 			if [ $sys = switchboard ]; then
 				sleep "$BIND_WAIT" # non-INVITE server transactions live 64*T1 after the answer
 				mem=$(heap)
@@ -235,10 +245,11 @@ if ! skip bindings; then
 			fi
 			pss=$(pss_kib "$srv")
 			record bindings $sys "$n" 1 failed "$bad"
+			record bindings $sys "$n" 1 held "$held"
 			record bindings $sys "$n" 1 mem_bytes $((mem - base))
 			record bindings $sys "$n" 1 pss_kib $((pss - pss0))
-			printf '  %-11s %6d bindings (failed %d): %s +%d B = %.0f B/binding, PSS +%d KiB\n' $sys "$n" "$bad" \
-				"$([ $sys = switchboard ] && echo heap || echo shm)" $((mem - base)) "$(awk -v m=$((mem - base)) -v n="$n" 'BEGIN { print m / n }')" $((pss - pss0))
+			printf '  %-11s %6d bindings held (%d failed): %s +%d B = %.0f B/binding, PSS +%d KiB\n' $sys "$held" "$bad" \
+				"$([ $sys = switchboard ] && echo heap || echo shm)" $((mem - base)) "$(awk -v m=$((mem - base)) -v n="$held" 'BEGIN { print n ? m / n : 0 }')" $((pss - pss0))
 		done
 		stop
 	done
