@@ -172,6 +172,11 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ua.Close()
 		return nil, err
 	}
+	if n, err := s.users.warm(ctx); err != nil {
+		s.log.Warn("user cache not warmed", "error", err)
+	} else if n > 0 {
+		s.log.Debug("user cache warmed", "users", n)
+	}
 	s.srv.OnRegister(s.guarded(s.handleRegister))
 	s.srv.OnOptions(s.guarded(s.handleOptions))
 	s.srv.OnNoRoute(s.guarded(s.handleNoRoute))

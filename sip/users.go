@@ -9,15 +9,21 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// userCache keeps recently used accounts in memory so that a REGISTER burst
-// does not read the database for every request. Entries live for a short
-// time and are dropped at once when the account changes (invalidate).
+// userCache keeps accounts in memory so that digest authentication does not
+// read the database for every request: under REGISTER load that read was
+// the largest single cost (docs/benchmarks.md). The cache is filled at start
+// (warm) and entries are dropped at once when an account changes through
+// this server (invalidate); the time-to-live only bounds how long a change
+// made elsewhere (another host sharing the database) can go unseen.
+// Unknown names are remembered briefly, so that a scanner trying endless
+// names cannot hammer the database nor grow the cache for long.
 type userCache struct {
 	src Users
 	now func() time.Time
-	ttl time.Duration
+	ttl time.Duration // accounts that exist
+	neg time.Duration // names that do not
 
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[string]cachedUser
 }
 
@@ -27,19 +33,54 @@ type cachedUser struct {
 	fetched time.Time
 }
 
-const maxCachedUsers = 100_000
+const (
+	maxCachedUsers = 100_000
+	userTTL        = 10 * time.Minute
+	missingUserTTL = 30 * time.Second
+)
+
+// userLister is implemented by user stores that can list every account, so
+// that the cache can be filled before the first request.
+type userLister interface {
+	Users(ctx context.Context) ([]store.User, error)
+}
 
 func newUserCache(src Users, now func() time.Time) *userCache {
-	return &userCache{src: src, now: now, ttl: 30 * time.Second, m: map[string]cachedUser{}}
+	return &userCache{src: src, now: now, ttl: userTTL, neg: missingUserTTL, m: map[string]cachedUser{}}
+}
+
+// warm loads every account (up to maxCachedUsers) if the store can list
+// them. A failure only leaves the cache cold.
+func (c *userCache) warm(ctx context.Context) (int, error) {
+	l, ok := c.src.(userLister)
+	if !ok {
+		return 0, nil
+	}
+	users, err := l.Users(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, u := range users {
+		if len(c.m) >= maxCachedUsers {
+			break
+		}
+		c.m[u.Name] = cachedUser{u: u, found: true, fetched: now}
+		n++
+	}
+	return n, nil
 }
 
 // get returns the user, ok=false when there is no such user.
 func (c *userCache) get(ctx context.Context, name string) (store.User, bool, error) {
 	now := c.now()
-	c.mu.Lock()
+	c.mu.RLock()
 	e, hit := c.m[name]
-	c.mu.Unlock()
-	if hit && now.Sub(e.fetched) < c.ttl {
+	c.mu.RUnlock()
+	if hit && ((e.found && now.Sub(e.fetched) < c.ttl) || (!e.found && now.Sub(e.fetched) < c.neg)) {
 		return e.u, e.found, nil
 	}
 	u, err := c.src.User(ctx, name)
