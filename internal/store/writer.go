@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -15,6 +16,14 @@ const (
 	// queueSize lets callers hand over requests without waiting for the
 	// writer while it commits the previous batch.
 	queueSize = 4 * maxBatch
+	// linger is how long the writer waits for more requests before
+	// committing a batch while writes keep coming (the previous batch ended
+	// less than busyGap before this one's first request arrived). A
+	// commit costs far more than one upsert, so under REGISTER load a short
+	// wait that lets several requests share it saves CPU (docs/benchmarks.md);
+	// an isolated write is committed at once.
+	linger  = time.Millisecond
+	busyGap = 5 * time.Millisecond
 )
 
 // writeFunc does one write request's work inside the writer's transaction.
@@ -160,16 +169,36 @@ func (s *Store) write(ctx context.Context, fn writeFunc) error {
 }
 
 // runWriter is the writer goroutine: it takes the first queued request, adds
-// whatever else is queued (up to maxBatch) and commits them together. It
+// whatever else is queued or, while writes keep coming, arrives within
+// linger (up to maxBatch), and commits them together. It
 // returns when Close has closed the queue and every queued request has been
 // answered.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*writeReq, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var lastDone time.Time
 	for r := range s.reqs {
 		batch = append(batch[:0], r)
+		busy := time.Since(lastDone) < busyGap
+		if busy {
+			timer.Reset(linger)
+		}
 	fill:
 		for len(batch) < maxBatch {
+			if busy {
+				select {
+				case r, ok := <-s.reqs:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, r)
+				case <-timer.C:
+					busy = false // take what is queued, then commit
+				}
+				continue
+			}
 			select {
 			case r, ok := <-s.reqs:
 				if !ok {
@@ -180,8 +209,10 @@ func (s *Store) runWriter() {
 				break fill
 			}
 		}
+		timer.Stop()
 		s.runBatch(batch)
 		clear(batch) // drop references for the garbage collector
+		lastDone = time.Now()
 	}
 }
 
