@@ -148,7 +148,7 @@ start() {
 		srv=$!
 		sport=$port
 		for _ in $(seq 300); do
-			curl -sf "http://127.0.0.1:$((port + 2))/debug/pprof/" >/dev/null 2>&1 && break
+			curl -sf "http://127.0.0.1:$((port + 1))/readyz" >/dev/null 2>&1 && break
 			sleep 0.2
 		done
 		;;
