@@ -36,7 +36,9 @@ func (f *fakeUsers) Users(context.Context) ([]store.User, error) {
 // onlyUser hides the fake's Users method: a store that cannot list.
 type onlyUser struct{ f *fakeUsers }
 
-func (o onlyUser) User(ctx context.Context, name string) (store.User, error) { return o.f.User(ctx, name) }
+func (o onlyUser) User(ctx context.Context, name string) (store.User, error) {
+	return o.f.User(ctx, name)
+}
 
 func TestUserCache(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
