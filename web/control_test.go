@@ -37,13 +37,16 @@ func TestControlSocket(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.srv.RunControl(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
+	// The file appears at bind, a moment before the socket listens: wait
+	// until it takes a connection.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(path); err == nil {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("control socket not created")
+			t.Fatal("control socket not listening")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
