@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -34,6 +35,9 @@ var ErrInvalidSDP = errors.New("media: invalid sdp")
 // ErrBridgeClosed is returned by the methods of a closed [Bridge] or
 // [WebRTC].
 var ErrBridgeClosed = errors.New("media: webrtc bridge closed")
+
+// dtlsRetransmit is the first DTLS retransmission timeout of a bridge.
+const dtlsRetransmit = 100 * time.Millisecond
 
 // WebRTCConfig configures a [WebRTC]. Address is required; the zero value of
 // every other field selects its default.
@@ -164,6 +168,11 @@ func NewWebRTC(cfg WebRTCConfig, log *slog.Logger) (*WebRTC, error) {
 		w.se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(addr) })
 	}
 	w.se.SetIncludeLoopbackCandidate(cfg.Address.IsLoopback())
+	// A lost DTLS flight is sent again after 100 ms, doubling, rather
+	// than pion's 1 s: under load a dropped handshake datagram otherwise
+	// adds whole seconds to call setup (RFC 6347 §4.2.4.1 allows any
+	// initial timer; browsers use short ones too).
+	w.se.SetDTLSRetransmissionInterval(dtlsRetransmit)
 	if cfg.PublicAddress.IsValid() && cfg.PublicAddress != cfg.Address {
 		rule := webrtc.ICEAddressRewriteRule{
 			External:        []string{cfg.PublicAddress.String()},
