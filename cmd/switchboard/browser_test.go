@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/switchboard/switchboard/internal/browsertest"
+	"github.com/switchboard/switchboard/internal/certs"
 	"github.com/switchboard/switchboard/internal/config"
 )
 
@@ -246,6 +247,7 @@ func TestBrowserCallsPhone(t *testing.T) {
 	// The keypad sends telephone events to the phone.
 	page.Click("key-5")
 	waitAtLeast(t, "telephone-event packets from the browser", 3, func() int { return media.count(uint8(event)) })
+	page.WaitText("dtmf-sent", "5")
 
 	page.WaitFor(`document.querySelector('[data-testid=call-timer]').textContent.length > 0`)
 	shot := filepath.Join(t.TempDir(), "browser-call.png")
@@ -415,4 +417,60 @@ func TestPhonePageErrors(t *testing.T) {
 		p.WaitText("unsupported", "does not support WebRTC")
 		p.WaitHidden("login-form")
 	})
+}
+
+// With web.tls the page is served over HTTPS and registers over wss://;
+// a call to a phone carries audio as over plain HTTP.
+func TestBrowserOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM, err := certs.SelfSigned("switchboard-test", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{sipPort: freePort(t), dir: dir, done: make(chan int, 1), stderr: &lockedBuffer{}}
+	cfgPath := writeServerConfig(t, s, map[string]string{"1001": "alice-1001", "1003": "carol-1003"}, "")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTLS := strings.Replace(string(b), "api_tokens: [\"test-token-1\"]\n",
+		fmt.Sprintf("api_tokens: [\"test-token-1\"]\n  tls: {cert: %q, key: %q}\n", certFile, keyFile), 1)
+	if err := os.WriteFile(cfgPath, []byte(withTLS), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t, cfgPath)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &browserEnv{server: s, base: "https://" + cfg.Web.Listen, browser: browsertest.Start(t, browsertest.IgnoreCertErrors())}
+
+	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
+	if code := phone.register(300); code != 200 {
+		t.Fatalf("phone REGISTER: %d", code)
+	}
+	media := newRTPPhone(t)
+	page := e.signIn(t, "1003", "carol-1003")
+	if url := browsertest.Eval[string](page, `window.switchboard.ua.url`); !strings.HasPrefix(url, "wss://") {
+		t.Fatalf("page connected to %s, want wss://", url)
+	}
+	page.Fill("dial-number", "1001")
+	page.Click("call-button")
+	inv := phone.readRequest("INVITE")
+	dst, event := plainTarget(t, inv.body)
+	phone.respond(inv, 200, phoneSDP(media.port(), event))
+	phone.readRequest("ACK")
+	media.send(dst)
+	page.WaitText("call-state", "In call")
+	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
+	page.Click("hangup-button")
+	phone.respond(phone.readRequest("BYE"), 200, "")
 }

@@ -28,10 +28,11 @@ var chromiumPaths = []string{"/usr/lib/chromium/chromium", "/usr/bin/chromium"}
 type Option func(*settings)
 
 type settings struct {
-	timeout   time.Duration
-	audioFile string
-	width     int
-	height    int
+	timeout      time.Duration
+	audioFile    string
+	width        int
+	height       int
+	insecureCert bool
 }
 
 // Timeout sets how long each helper call waits before it fails the test.
@@ -43,6 +44,12 @@ func Timeout(d time.Duration) Option {
 // default beep, so a test can recognise the audio it sends.
 func FakeAudioFile(path string) Option {
 	return func(s *settings) { s.audioFile = path }
+}
+
+// IgnoreCertErrors makes the browser accept any TLS certificate, such as a
+// test's self-signed one for an HTTPS server.
+func IgnoreCertErrors() Option {
+	return func(s *settings) { s.insecureCert = true }
 }
 
 // WindowSize sets the size of the browser window (1280×800 by default).
@@ -103,6 +110,9 @@ func Start(t testing.TB, opts ...Option) *Browser {
 		// candidates at all.
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	}
+	if s.insecureCert {
+		flags = append(flags, chromedp.IgnoreCertErrors)
 	}
 	if s.audioFile != "" {
 		flags = append(flags, chromedp.Flag("use-file-for-fake-audio-capture", s.audioFile))

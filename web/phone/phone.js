@@ -9,7 +9,7 @@
     password: $("login-password"), phone: $("phone"), me: $("me"), logout: $("logout"), incoming: $("incoming"),
     caller: $("incoming-caller"), answer: $("answer"), decline: $("decline"), state: $("call-state"), peer: $("call-peer"),
     timer: $("call-timer"), number: $("number"), backspace: $("backspace"), keypad: $("keypad"), call: $("call"),
-    mute: $("mute"), hangup: $("hangup"), remote: $("remote"),
+    mute: $("mute"), hangup: $("hangup"), remote: $("remote"), tones: $("dtmf-sent"),
   };
   let ua = null;
   let timer = 0;
@@ -122,6 +122,7 @@
     }
     clearInterval(timer);
     timer = 0;
+    els.tones.textContent = "";
     els.remote.srcObject = null;
     els.peer.textContent = "";
     els.timer.textContent = "";
@@ -145,8 +146,8 @@
   function press(key) {
     const call = ua && ua.call;
     if (call && call.state === "active") {
-      if (!ua.dtmf(key)) showError("This call cannot send keypad tones.");
-      els.number.value += key;
+      if (!ua.dtmf(key)) { showError("This call cannot send keypad tones."); return; }
+      els.tones.textContent = (els.tones.textContent + key).slice(-16);
       return;
     }
     els.number.value += key;

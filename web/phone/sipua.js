@@ -151,6 +151,12 @@ const SIP = (() => {
       }
       this.ws = ws;
       ws.onopen = () => {
+        // RFC 5626 §4.4.1 CRLF keep-alives hold the connection open through
+        // proxies and NATs that drop idle ones; the server answers each.
+        clearInterval(this.keepalive);
+        this.keepalive = setInterval(() => {
+          if (ws.readyState === WebSocket.OPEN) ws.send("\r\n\r\n");
+        }, 25000);
         this.register(600).then(ok => {
           if (ok) this.retry = 0;
         });
@@ -158,6 +164,7 @@ const SIP = (() => {
       ws.onmessage = ev => this.receive(typeof ev.data === "string" ? ev.data : "");
       ws.onclose = () => {
         if (this.ws !== ws) return;
+        clearInterval(this.keepalive);
         this.registered = false;
         clearTimeout(this.refreshTimer);
         for (const p of this.pending.values()) p.reject(new Error("connection lost"));
