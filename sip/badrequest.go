@@ -105,7 +105,13 @@ func badRequestResponse(data []byte, perr error) []byte {
 	b.WriteString("Warning: 399 switchboard \"")
 	b.WriteString(strings.ReplaceAll(reason, "\"", "'"))
 	b.WriteString("\"\r\nContent-Length: 0\r\n\r\n")
-	return []byte(b.String())
+	res := []byte(b.String())
+	// Echoed headers may be too broken to route a response by (an empty
+	// Via): then there is no one to answer.
+	if _, err := sip.NewParser().ParseSIP(res); err != nil {
+		return nil
+	}
+	return res
 }
 
 func isToken(s string) bool {
