@@ -288,6 +288,7 @@ func (s *Server) runTrunkCall(ctx context.Context, c *call, req *sip.Request, tx
 		s.respond(tx, req, 488, "Not Acceptable Here")
 		return
 	}
+	c.browserA = browserA // before other goroutines can see the call
 	a, err := s.dua.ReadInvite(req, tx)
 	if err != nil {
 		s.respond(tx, req, 400, "Bad Request")
@@ -315,7 +316,6 @@ func (s *Server) runTrunkCall(ctx context.Context, c *call, req *sip.Request, tx
 	c.sdpVer = 1
 	var offerB []byte
 	if browserA {
-		c.browserA = true
 		offerB, _, err = c.forkOffer(store.Binding{}, nil)
 	} else {
 		media.SetRemote(LegA, offerInfo.RTP, offerInfo.RTCP)
