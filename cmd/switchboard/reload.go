@@ -61,6 +61,15 @@ func (r *reloader) Reload(ctx context.Context) (web.ReloadResult, error) {
 		return web.ReloadResult{}, fmt.Errorf("%w: %w (the running configuration stays)", web.ErrInvalidConfig, err)
 	}
 	res := web.ReloadResult{RestartNeeded: restartNeeded(r.cur, next)}
+	for _, part := range []struct {
+		name    string
+		changed bool
+	}{{"trunks", !reflect.DeepEqual(r.cur.Trunks, next.Trunks)}, {"webhooks", !reflect.DeepEqual(r.cur.Webhooks, next.Webhooks)}} {
+		if part.changed && !r.hasHook(part.name) {
+			// Nothing applies it while running yet.
+			res.RestartNeeded = append(res.RestartNeeded, part.name)
+		}
+	}
 	if err := r.applyUsers(ctx, next); err != nil {
 		r.log.Error("reload: users", "error", err)
 		return res, fmt.Errorf("reload users: %w", err)
@@ -83,6 +92,15 @@ func (r *reloader) Reload(ctx context.Context) (web.ReloadResult, error) {
 	}
 	r.log.Info("configuration reloaded", "path", r.path, "applied", strings.Join(res.Applied, ", "), "users", len(next.Users))
 	return res, nil
+}
+
+func (r *reloader) hasHook(name string) bool {
+	for _, h := range r.hooks {
+		if h.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // applyUsers syncs the file's users into the store, drops the SIP cache
