@@ -69,7 +69,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.wsLocal.Store(&ap)
 	}
 	wc := &wsConn{Conn: conn, r: io.MultiReader(&head, conn)}
-	wc.onClose = func() { s.dropConnectionBindings(conn.RemoteAddr().String()) }
+	wc.onClose = func() { s.connectionClosed(conn.RemoteAddr().String()) }
 	if !s.ws.hand(wc) {
 		conn.Close()
 	}
@@ -169,6 +169,39 @@ func isConnectionTransport(transport string) bool {
 		return true
 	}
 	return false
+}
+
+// connectionClosed handles a WebSocket connection from source that has
+// closed: its bindings are removed and its calls end at once, since
+// nothing can reach that browser any more.
+func (s *Server) connectionClosed(source string) {
+	s.dropConnectionBindings(source)
+	s.endConnectionCalls(source)
+}
+
+// endConnectionCalls hangs up the calls with a leg over the WebSocket
+// connection from source: BYE to the other leg only. It runs on the
+// closed connection's reader goroutine, which has nothing else to do.
+func (s *Server) endConnectionCalls(source string) {
+	for _, c := range s.calls.all() {
+		var leg Leg = -1
+		c.mu.Lock()
+		switch {
+		case c.a != nil && isConnectionTransport(c.a.InviteRequest.Transport()) && c.a.InviteRequest.Source() == source:
+			leg = LegA
+		case c.b != nil && isConnectionTransport(c.b.InviteRequest.Transport()) && c.b.InviteRequest.Destination() == source:
+			leg = LegB
+		}
+		answered := c.answered
+		c.mu.Unlock()
+		if leg < 0 || !answered {
+			// A call still ringing ends by its own setup: the caller's
+			// transaction or the device's INVITE fails.
+			continue
+		}
+		c.log.Info("hangup: websocket closed", "by", leg.String())
+		c.end(0, leg.String(), "websocket closed")
+	}
 }
 
 // dropConnectionBindings removes at once the bindings that arrived over the

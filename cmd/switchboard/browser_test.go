@@ -474,3 +474,34 @@ func TestBrowserOverHTTPS(t *testing.T) {
 	page.Click("hangup-button")
 	phone.respond(phone.readRequest("BYE"), 200, "")
 }
+
+// Closing the tab during a call hangs up at once: the phone gets its BYE
+// without waiting for the browser's media to time out.
+func TestBrowserTabClosedEndsCall(t *testing.T) {
+	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
+	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
+	if code := phone.register(300); code != 200 {
+		t.Fatalf("phone REGISTER: %d", code)
+	}
+	media := newRTPPhone(t)
+	page := e.signIn(t, "1003", "carol-1003")
+	page.Fill("dial-number", "1001")
+	page.Click("call-button")
+	inv := phone.readRequest("INVITE")
+	dst, event := plainTarget(t, inv.body)
+	phone.respond(inv, 200, phoneSDP(media.port(), event))
+	phone.readRequest("ACK")
+	media.send(dst)
+	page.WaitText("call-state", "In call")
+
+	// The page's own hang-up on unload is taken away: only the closed
+	// WebSocket tells the server.
+	browsertest.Eval[bool](page, `window.switchboard.ua.hangup = () => {}, window.switchboard.ua.stop = () => {}, true`)
+	closed := time.Now()
+	page.Close()
+	bye := phone.readRequest("BYE")
+	phone.respond(bye, 200, "")
+	if d := time.Since(closed); d > 5*time.Second {
+		t.Fatalf("BYE came %s after the tab closed", d)
+	}
+}
