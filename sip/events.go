@@ -161,6 +161,7 @@ const (
 type callEvents struct {
 	mu    sync.Mutex
 	ended bool
+	setup bool // the setup time was measured
 }
 
 // emit writes the call's record as write says, with an event of type typ
@@ -179,6 +180,13 @@ func (c *call) emit(ctx context.Context, write int, typ string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	rec := c.snapshot()
+	switch {
+	case (typ == EventCallRinging || typ == EventCallAnswered) && !c.events.setup:
+		c.events.setup = true
+		c.s.counters.observeSetup(c.s.now().Sub(rec.StartedAt))
+	case typ == EventCallEnded:
+		c.s.counters.endedMedia(rec.Legs)
+	}
 	ev := pendingEvent{typ, callEvent(rec)}
 	var err error
 	switch write {

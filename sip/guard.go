@@ -422,6 +422,7 @@ func udpAddr(a net.Addr) netip.Addr {
 // datagram before parsing), size and overload.
 func (s *Server) guarded(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		tx = s.counters.track(req, tx)
 		g := s.guard
 		a := sourceAddr(req)
 		if a.IsValid() && !g.trusted(a) {

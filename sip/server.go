@@ -98,6 +98,8 @@ type Server struct {
 	records CallRecords
 	trunks  *trunkRunner
 
+	counters *counters // for Metrics
+
 	ws      *wsListener                    // connections taken over by WebSocketHandler
 	wsLocal atomic.Pointer[netip.AddrPort] // the HTTP listener, as WebSocket clients reach it
 
@@ -140,6 +142,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
 		trunks:  newTrunkRunner(deps.Trunks),
 	}
+	s.counters = newCounters()
 	s.guard = newGuard(cfg.Limits, deps.Now, s.log)
 	s.guard.alsoTrusted = s.fromTrunk
 	// sipgo's own logging is noisy at info and logs whole packets on parse

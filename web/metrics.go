@@ -31,6 +31,9 @@ func newMetrics(s *Server, results CallResults, prot Protection) http.Handler {
 	if s.hooks != nil {
 		reg.MustRegister(webhookCollector{s})
 	}
+	if s.sig != nil {
+		reg.MustRegister(signallingCollector{s.sig})
+	}
 	if s.trunks != nil {
 		reg.MustRegister(trunkCollector{s.trunks})
 	}

@@ -53,7 +53,10 @@ type Deps struct {
 	Originator Originator
 	// Webhooks is optional: without it the API lists no webhooks.
 	Webhooks Webhooks
-	Log      *slog.Logger
+	// Signalling is optional: without it the SIP and relay metrics are
+	// absent.
+	Signalling Signalling
+	Log        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -76,6 +79,7 @@ type Server struct {
 	events EventLog
 	orig   Originator
 	hooks  Webhooks
+	sig    Signalling
 	// stopCtx ends when the server starts stopping, which ends the
 	// long-lived event streams that Shutdown would otherwise wait for.
 	stopCtx context.Context
@@ -110,6 +114,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		events:  deps.Events,
 		orig:    deps.Originator,
 		hooks:   deps.Webhooks,
+		sig:     deps.Signalling,
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {

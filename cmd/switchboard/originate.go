@@ -26,3 +26,17 @@ func (a *app) Originate(ctx context.Context, from, to string) (web.Originate, er
 	}
 	return web.Originate{ID: o.ID, From: o.From, To: o.To, State: o.State, CallID: o.CallID, StartedAt: o.StartedAt.UTC()}, nil
 }
+
+var _ web.Signalling = (*app)(nil)
+
+// SignallingStats reports the signalling plane's counters for the metrics.
+func (a *app) SignallingStats() web.SignallingStats {
+	m := a.sip.Metrics()
+	out := web.SignallingStats{Requests: m.Requests, SetupBuckets: sip.SetupBuckets, SetupCounts: m.SetupCounts,
+		SetupSum: m.SetupSum, RelayPacketsIn: m.RelayPacketsIn, RelayPacketsOut: m.RelayPacketsOut,
+		RelayBytesIn: m.RelayBytesIn, RelayBytesOut: m.RelayBytesOut, RelayLost: m.RelayLost}
+	for k, n := range m.Responses {
+		out.Responses = append(out.Responses, web.ResponseCount{Method: k.Method, Class: k.Class, N: n})
+	}
+	return out
+}

@@ -131,6 +131,10 @@ func TestOriginate(t *testing.T) {
 	// Audio flows both ways between the two phones.
 	mediaFlows(t, aliceRTP, relayA, bobRTP, 0xa1)
 	mediaFlows(t, bobRTP, relayB, aliceRTP, 0xb2)
+	_, metrics := e.raw("GET", "/metrics", "", nil)
+	if !regexp.MustCompile(`(?m)^switchboard_relay_packets_total\{direction="in"\} [1-9]`).Match(metrics) {
+		t.Fatalf("relay packets not counted:\n%s", regexp.MustCompile(`(?m)^switchboard_relay.*$`).FindAll(metrics, -1))
+	}
 
 	// Hung up through the API like any call: both phones get BYE.
 	hungUp := make(chan error, 1)

@@ -125,6 +125,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	webSrv, err := web.New(webCfg, web.Deps{Service: app, Trunks: app, CallResults: app.results, Reloader: reload, Events: eventLog{ev.hub, st},
 		Originator: app,
 		Webhooks:   ev,
+		Signalling: app,
 		Protection: newProtection(sipSrv, cfg.Limits), Log: log})
 	if err != nil {
 		return err
