@@ -31,7 +31,13 @@ type browserEnv struct {
 
 func startBrowserEnv(t *testing.T, users map[string]string) *browserEnv {
 	t.Helper()
-	s := startServer(t, users, "")
+	return startBrowserEnvExtra(t, users, "")
+}
+
+// startBrowserEnvExtra is startBrowserEnv with extra configuration YAML.
+func startBrowserEnvExtra(t *testing.T, users map[string]string, extra string) *browserEnv {
+	t.Helper()
+	s := startServer(t, users, extra)
 	cfg, err := config.Load(filepath.Join(s.dir, "switchboard.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -504,4 +510,33 @@ func TestBrowserTabClosedEndsCall(t *testing.T) {
 	if d := time.Since(closed); d > 5*time.Second {
 		t.Fatalf("BYE came %s after the tab closed", d)
 	}
+}
+
+// With media.webrtc_port every browser call's ICE runs on that one port.
+func TestBrowserCallOnSharedICEPort(t *testing.T) {
+	port := freePort(t)
+	e := startBrowserEnvExtra(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"},
+		fmt.Sprintf("media:\n  webrtc_port: %d\n", port))
+	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
+	if code := phone.register(300); code != 200 {
+		t.Fatalf("phone REGISTER: %d", code)
+	}
+	media := newRTPPhone(t)
+	page := e.signIn(t, "1003", "carol-1003")
+	page.Fill("dial-number", "1001")
+	page.Click("call-button")
+	inv := phone.readRequest("INVITE")
+	dst, event := plainTarget(t, inv.body)
+	phone.respond(inv, 200, phoneSDP(media.port(), event))
+	phone.readRequest("ACK")
+	media.send(dst)
+	page.WaitText("call-state", "In call")
+	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
+	answer := browsertest.Eval[string](page, `window.switchboard.pc.remoteDescription.sdp`)
+	if !strings.Contains(answer, fmt.Sprintf("127.0.0.1 %d typ host", port)) {
+		t.Fatalf("server's candidates are not on port %d:\n%s", port, answer)
+	}
+	page.Click("hangup-button")
+	phone.respond(phone.readRequest("BYE"), 200, "")
 }

@@ -89,7 +89,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	browsers, err := media.NewWebRTC(webrtcConfig(mediaConfig(cfg)), log.With("component", "webrtc"))
+	browsers, err := media.NewWebRTC(webrtcConfig(mediaConfig(cfg), cfg.Media.WebRTCPort), log.With("component", "webrtc"))
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,8 @@ func (l *browserLeg) Done() <-chan struct{} { return l.br.Done() }
 func (l *browserLeg) Close() error          { return l.br.Close() }
 
 // webrtcConfig is the browser bridge's configuration: ICE candidates on
-// the media address (and the public one behind NAT).
-func webrtcConfig(m media.Config) media.WebRTCConfig {
-	return media.WebRTCConfig{Address: m.Address, PublicAddress: m.PublicAddress}
+// the media address (and the public one behind NAT), on one shared port
+// when media.webrtc_port is set.
+func webrtcConfig(m media.Config, muxPort int) media.WebRTCConfig {
+	return media.WebRTCConfig{Address: m.Address, PublicAddress: m.PublicAddress, MuxPort: muxPort}
 }

@@ -83,6 +83,10 @@ type Media struct {
 	PortMax int `yaml:"port_max"`
 	// Timeout ends a call whose media stopped both ways. Default 60s; 0 disables.
 	Timeout *Duration `yaml:"timeout"`
+	// WebRTCPort, when set, is the one UDP port on Address that every
+	// browser call's ICE shares (one firewall rule). Default 0: each
+	// browser call gets a port from the system.
+	WebRTCPort int `yaml:"webrtc_port"`
 }
 
 // Web configures the HTTP listener: page, API, SIP over WebSocket.

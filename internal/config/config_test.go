@@ -55,6 +55,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"unknown key in list item", ok + "users: [{name: a, password: abcd, pasword: x}]\n", "unknown key users[0].pasword"},
 		{"port order", ok + "media: {port_min: 30000, port_max: 20000}\n", "media.port_min 30000 must be below media.port_max 20000"},
 		{"port range", ok + "media: {port_min: 80, port_max: 20000}\n", "media.port_min 80 must be between 1024 and 65535"},
+		{"webrtc port in relay range", ok + "media: {webrtc_port: 20100}\n", "media.webrtc_port 20100 must be outside media.port_min 20000 to media.port_max 20999"},
+		{"webrtc port too low", ok + "media: {webrtc_port: 80}\n", "media.webrtc_port 80 must be between 1024 and 65535"},
 		{"bad listen", ok + "sip: {listen: localhost}\n", `sip.listen "localhost" must be an IP address and port`},
 		{"bad media address", ok + "media: {address: nowhere}\n", `media.address "nowhere" must be an IP address`},
 		{"bad duration", ok + "sip: {ring_timeout: soon}\n", `"soon" is not a duration`},

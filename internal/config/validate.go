@@ -69,6 +69,12 @@ func (c *Config) Validate() error {
 	} else if c.Media.PortMax-c.Media.PortMin+1 < 4 {
 		v.addf("media.port_min %d to media.port_max %d must hold at least 4 ports (two legs of one call)", c.Media.PortMin, c.Media.PortMax)
 	}
+	if w := c.Media.WebRTCPort; w != 0 {
+		v.port("media.webrtc_port", w)
+		if c.Media.PortMin <= w && w <= c.Media.PortMax {
+			v.addf("media.webrtc_port %d must be outside media.port_min %d to media.port_max %d", w, c.Media.PortMin, c.Media.PortMax)
+		}
+	}
 	if c.Media.Timeout != nil && *c.Media.Timeout < 0 {
 		v.addf("media.timeout %s must not be negative (0 disables it)", *c.Media.Timeout)
 	}
