@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,9 @@ type testProvider struct {
 	inviteCode atomic.Int32
 	// grant is the registration lifetime granted, in seconds (0: as asked).
 	grant atomic.Int32
+	// nat, when set, is the address the provider claims REGISTERs come
+	// from (Via received and rport), as a NAT in between would make it.
+	nat atomic.Pointer[netip.AddrPort]
 
 	mu         sync.Mutex
 	regs       []provReg // accepted REGISTERs
@@ -163,6 +167,10 @@ func (pr *testProvider) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	pr.regs = append(pr.regs, provReg{at: time.Now(), aor: req.To().Address.User, contact: ct.Address.String(), expires: expires, source: req.Source()})
 	pr.mu.Unlock()
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if nat := pr.nat.Load(); nat != nil {
+		res.Via().Params.Add("received", nat.Addr().String())
+		res.Via().Params.Add("rport", strconv.Itoa(int(nat.Port())))
+	}
 	c := sip.ContactHeader{Address: ct.Address, Params: sip.NewParams()}
 	c.Params.Add("expires", strconv.Itoa(expires))
 	res.AppendHeader(&c)
@@ -330,6 +338,36 @@ func TestTrunkRegistrationAuthUsername(t *testing.T) {
 	reg := pr.registrations()[0]
 	if reg.aor != "7001234" || !strings.HasPrefix(reg.contact, "sip:7001234@") {
 		t.Errorf("registered %s with contact %s, want the account 7001234", reg.aor, reg.contact)
+	}
+}
+
+// Behind a NAT the provider sees REGISTERs come from another address
+// (RFC 3581 received and rport): the trunk registers that address at once.
+func TestTrunkRegistrationBehindNAT(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	e, _ := newTrunkEnv(t)
+	pr := newProvider(e, addr)
+	public := netip.MustParseAddrPort("192.0.2.1:5999")
+	pr.nat.Store(&public)
+	tr, err := trunk.New(trunkConfig("prov", addr, true), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetTrunks([]trunk.Trunk{tr}) // the provider is behind the NAT from the first REGISTER on
+	ps := []*trunk.Provider{tr}
+	waitFor(t, 10*time.Second, "two registrations", func() bool { return len(pr.registrations()) >= 2 })
+	rs := pr.registrations()
+	if want := "sip:" + provUser + "@" + e.udp; rs[0].contact != want {
+		t.Errorf("first Contact %s, want %s", rs[0].contact, want)
+	}
+	if want := "sip:" + provUser + "@192.0.2.1:5999"; rs[1].contact != want {
+		t.Errorf("second Contact %s, want the public address %s", rs[1].contact, want)
+	}
+	waitState(t, ps[0], 5*time.Second, trunk.StateRegistered)
+	// Once registered with it, the trunk keeps it: no REGISTER storm.
+	time.Sleep(time.Second)
+	if n := len(pr.registrations()); n != 2 {
+		t.Errorf("%d REGISTERs, want 2", n)
 	}
 }
 

@@ -3,8 +3,11 @@ package trunk
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 func TestNormalize(t *testing.T) {
@@ -129,5 +132,34 @@ func TestRefreshAfter(t *testing.T) {
 		if got := refreshAfter(d); got != want {
 			t.Errorf("refreshAfter(%s) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+func TestPublicAddr(t *testing.T) {
+	local := sip.Uri{Host: "10.0.0.5", Port: 5060}
+	tests := []struct{ name, params, want string }{
+		{"nothing said", "", "invalid AddrPort"},
+		{"same address", "rport=5060;received=10.0.0.5", "invalid AddrPort"},
+		{"rport asked, not answered", "rport", "invalid AddrPort"},
+		{"NAT", "rport=40211;received=203.0.113.9", "203.0.113.9:40211"},
+		{"address only", "received=203.0.113.9", "203.0.113.9:5060"},
+		{"port only", "rport=40211", "10.0.0.5:40211"},
+		{"garbage", "received=nowhere;rport=x", "invalid AddrPort"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "10.0.0.5", Port: 5060, Params: sip.NewParams()}
+			via.Params.Add("branch", "z9hG4bK1")
+			for _, kv := range strings.Split(tt.params, ";") {
+				if k, v, _ := strings.Cut(kv, "="); k != "" {
+					via.Params.Add(k, v)
+				}
+			}
+			req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: "provider.test"})
+			req.AppendHeader(via)
+			if got := publicAddr(sip.NewResponseFromRequest(req, 200, "OK", nil), local).String(); got != tt.want {
+				t.Errorf("publicAddr = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

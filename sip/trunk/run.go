@@ -64,6 +64,10 @@ func (p *Provider) registerLoop(ctx context.Context, host Host) {
 			p.setRegistered(true, until)
 			p.success("register")
 			wait = refreshAfter(granted)
+			if reg.again {
+				reg.again = false
+				wait = 0
+			}
 		}
 		if !timer.Stop() {
 			select {
@@ -92,19 +96,27 @@ type registration struct {
 	tag    string
 	cseq   uint32
 	ok     bool // the provider holds a binding of ours
+	// public is the address the provider sees us at, when a NAT makes it
+	// differ from ours; again asks for a new REGISTER with it at once.
+	public netip.AddrPort
+	again  bool
 }
 
 // register sends one REGISTER asking for expires, answering digest
 // challenges, and returns the lifetime the provider granted.
 func (p *Provider) register(ctx context.Context, host Host, reg *registration, expires time.Duration) (time.Duration, error) {
 	p.resolve(ctx)
-	contact := host.Contact(p.cfg.Transport)
+	local := host.Contact(p.cfg.Transport)
+	contact := local
 	contact.User = p.cfg.Username
+	if reg.public.IsValid() {
+		contact.Host, contact.Port = reg.public.Addr().String(), int(reg.public.Port())
+	}
 	var res *sip.Response
 	var err error
 	var authz sip.Header
 	for attempt := 0; attempt < 4; attempt++ {
-		req := p.newRegister(reg, contact, expires)
+		req := p.newRegister(reg, local, contact, expires)
 		if authz != nil {
 			req.AppendHeader(authz)
 		}
@@ -137,7 +149,48 @@ func (p *Provider) register(ctx context.Context, host Host, reg *registration, e
 	}
 	p.learnSource(res)
 	reg.ok = expires > 0
-	return grantedExpiry(res, contact, expires), nil
+	granted := grantedExpiry(res, contact, expires)
+	// RFC 3581: the provider saw the REGISTER come from another address (a
+	// NAT): register the address it can reach us at. Over TCP and TLS the
+	// provider calls us over our connection, whose port is not one we
+	// listen on, so the Contact stays.
+	if pub := publicAddr(res, local); p.cfg.Transport == "udp" && expires > 0 && pub != reg.public {
+		p.log.Info("provider sees another address: registering it", "public", pub.String(), "local", local.HostPort())
+		reg.public = pub
+		reg.again = true
+	}
+	return granted, nil
+}
+
+// publicAddr is the address the provider saw our request come from, from
+// the received and rport parameters of the response's Via (RFC 3581), or
+// the zero value when that is our own address.
+func publicAddr(res *sip.Response, local sip.Uri) netip.AddrPort {
+	via := res.Via()
+	if via == nil || via.Params == nil {
+		return netip.AddrPort{}
+	}
+	recv, hasRecv := via.Params.Get("received")
+	rport, _ := via.Params.Get("rport")
+	if !hasRecv && rport == "" {
+		return netip.AddrPort{}
+	}
+	host, port := local.Host, local.Port
+	if hasRecv {
+		host = recv
+	}
+	if n, err := strconv.Atoi(rport); err == nil && n > 0 && n < 65536 {
+		port = n
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}
+	}
+	pub := netip.AddrPortFrom(ip.Unmap(), uint16(port))
+	if l, err := netip.ParseAddr(local.Host); err == nil && netip.AddrPortFrom(l.Unmap(), uint16(local.Port)) == pub {
+		return netip.AddrPort{}
+	}
+	return pub
 }
 
 // unregister removes our binding at the provider as the server stops.
@@ -159,13 +212,20 @@ func (p *Provider) unregister(ctx context.Context, host Host, reg *registration)
 	p.setRegistered(false, time.Time{})
 }
 
-func (p *Provider) newRegister(reg *registration, contact sip.Uri, expires time.Duration) *sip.Request {
+// newRegister builds a REGISTER from local (our socket) binding contact.
+// Its Via asks the provider for the address it sees (rport, RFC 3581).
+func (p *Provider) newRegister(reg *registration, local, contact sip.Uri, expires time.Duration) *sip.Request {
 	ruri := sip.Uri{Scheme: "sip", Host: p.host, Port: p.port}
 	if p.cfg.Transport != "udp" {
 		ruri.UriParams = sip.NewParams()
 		ruri.UriParams.Add("transport", p.cfg.Transport)
 	}
 	req := sip.NewRequest(sip.REGISTER, ruri)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(p.cfg.Transport),
+		Host: local.Host, Port: local.Port, Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranchN(16))
+	via.Params.Add("rport", "")
+	req.AppendHeader(via)
 	aor := sip.Uri{Scheme: "sip", User: p.cfg.Username, Host: p.host}
 	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
 	from.Params.Add("tag", reg.tag)
