@@ -17,6 +17,9 @@ type CallInfo struct {
 	StartedAt  time.Time
 	AnsweredAt time.Time
 	Legs       []LegInfo
+	// Codecs are the audio formats offered while ringing, those in use
+	// once answered, e.g. PCMU/8000.
+	Codecs []string
 }
 
 // LegInfo is one leg of a live call.
@@ -33,6 +36,7 @@ func (c *call) info() CallInfo {
 	if c.answered {
 		ci.State = "answered"
 	}
+	ci.Codecs = append([]string(nil), c.codecs...)
 	c.mu.Unlock()
 	if c.media != nil {
 		for _, leg := range []Leg{LegA, LegB} {

@@ -64,6 +64,9 @@ type call struct {
 
 	// events orders the call's events and record writes (see emit).
 	events callEvents
+	// codecs are the audio formats of the caller's offer, then of the
+	// callee's answer (the ones in use); guarded by mu.
+	codecs []string
 	// browserA is set when the caller is a browser (a WebRTC offer);
 	// browsers holds the bridges of the legs that face browsers.
 	browserA bool
@@ -287,6 +290,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	defer s.calls.wg.Done()
 	c.emit(ctx, recordStart, EventCallStarted)
+	c.mu.Lock()
+	c.codecs = offerInfo.Codecs
+	c.mu.Unlock()
 	c.log.Info("call started", "devices", len(bindings), "codecs", strings.Join(offerInfo.Codecs, ","))
 	// Stops the caller's retransmissions at once; sipgo would send it only
 	// after 200 ms.
@@ -642,6 +648,7 @@ func (c *call) answerForA(body []byte) ([]byte, bool) {
 	}
 	c.media.SetRemote(LegB, info.RTP, info.RTCP)
 	c.mu.Lock()
+	c.codecs = info.Codecs
 	c.sdpVer++
 	v := c.sdpVer
 	c.mu.Unlock()

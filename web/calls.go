@@ -69,5 +69,8 @@ func withLegs(c Call) Call {
 	if c.Legs == nil {
 		c.Legs = []CallLeg{}
 	}
+	if c.Codecs == nil {
+		c.Codecs = []string{}
+	}
 	return c
 }

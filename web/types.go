@@ -65,6 +65,7 @@ type Call struct {
 	StartedAt  time.Time `json:"started_at"`
 	AnsweredAt time.Time `json:"answered_at,omitzero" doc:"Absent until the call is answered."`
 	Legs       []CallLeg `json:"legs" nullable:"false"`
+	Codecs     []string  `json:"codecs" nullable:"false" doc:"Audio formats: offered while ringing, in use once answered, e.g. PCMU/8000."`
 }
 
 // RecordLeg is the media summary of one leg of a recorded call.

@@ -344,6 +344,7 @@ func TestAPI(t *testing.T) {
 	}
 	c := calls.Items[0]
 	if c.Caller != "1001" || c.Callee != "1002" || c.State != "answered" || c.AnsweredAt.IsZero() || len(c.Legs) != 2 ||
+		len(c.Codecs) != 1 || c.Codecs[0] != "PCMU/8000" ||
 		c.Legs[0].Name != "caller" || c.Legs[0].RelayPort == 0 || c.Legs[1].RelayPort == 0 {
 		t.Fatalf("call %+v", c)
 	}

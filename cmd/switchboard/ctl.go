@@ -406,10 +406,10 @@ func (c *ctl) calls(ctx context.Context, args []string) error {
 			pkts = append(pkts, fmt.Sprintf("%d/%d", l.PacketsIn, l.PacketsOut))
 			loss = append(loss, strconv.FormatUint(l.Lost, 10))
 		}
-		rows[i] = []string{cl.ID, cl.Caller, cl.Callee, cl.State, now.Sub(cl.StartedAt).Truncate(time.Second).String(),
+		rows[i] = []string{cl.ID, cl.Caller, cl.Callee, cl.State, strings.Join(cl.Codecs, ","), now.Sub(cl.StartedAt).Truncate(time.Second).String(),
 			strings.Join(ports, ","), strings.Join(pkts, " "), strings.Join(loss, ",")}
 	}
-	return c.table("ID\tCALLER\tCALLEE\tSTATE\tFOR\tRELAY PORTS\tPACKETS IN/OUT\tLOST", rows)
+	return c.table("ID\tCALLER\tCALLEE\tSTATE\tCODECS\tFOR\tRELAY PORTS\tPACKETS IN/OUT\tLOST", rows)
 }
 
 func (c *ctl) hangup(ctx context.Context, args []string) error {

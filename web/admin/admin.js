@@ -93,13 +93,14 @@ async function loadCalls() {
     return el("tr", { "data-testid": "call-row-" + c.id, "data-call": c.id },
       el("td", {}, c.caller), el("td", {}, c.callee),
       el("td", { class: "state-" + c.state }, c.state),
+      el("td", {}, (c.codecs || []).join(", ")),
       el("td", { "data-since": c.answered_at || c.started_at }, since(c.answered_at || c.started_at)),
       el("td", {}, per((l) => l.relay_port)),
       el("td", {}, per((l) => `${l.packets_in}/${l.packets_out}`)),
       el("td", {}, per((l) => l.lost)),
       el("td", {}, per((l) => l.jitter_ms.toFixed(1))),
       el("td", {}, el("button", { class: "danger", "data-testid": "hangup-" + c.id, onclick: () => hangup(c.id) }, "Hang up")));
-  }), 9, "No calls in progress.");
+  }), 10, "No calls in progress.");
 }
 
 async function hangup(id) {
