@@ -147,7 +147,27 @@ func (c *call) answerForCaller(body []byte, bl BrowserLeg) ([]byte, bool) {
 	c.mu.Lock()
 	c.sdpVer++
 	v := c.sdpVer
+	early := c.earlyAnswer
 	c.mu.Unlock()
+	if early != nil {
+		// The calling browser's media was bridged at the 183: the answer
+		// stands, only the callee's address may have changed.
+		if bl != nil {
+			c.log.Warn("a browser answered after early media from another device: the caller keeps the early codecs")
+			if _, err := bl.Accept(body, v); err != nil {
+				return nil, false
+			}
+			c.setBrowser(LegB, bl)
+			return early, true
+		}
+		_, _, info, err := parseSDP(body)
+		if err != nil {
+			c.log.Warn("callee SDP unusable", "error", err)
+			return nil, false
+		}
+		c.media.SetRemote(LegB, info.RTP, info.RTCP)
+		return early, true
+	}
 	var plain []byte // the callee as the caller's leg sees it
 	if bl != nil {
 		ans, err := bl.Accept(body, v)
@@ -211,4 +231,31 @@ func (c *call) closeBridges(bls []BrowserLeg, keep BrowserLeg) {
 			c.s.calls.wg.Go(func() { _ = bl.Close() })
 		}
 	}
+}
+
+// earlyForBrowser bridges a calling browser to the early media of a
+// device's 183 and returns the SDP answer for the browser's 183.
+func (c *call) earlyForBrowser(body []byte) ([]byte, bool) {
+	bm, ok := c.browserMedia()
+	if !ok {
+		return nil, false
+	}
+	_, _, info, err := parseSDP(body)
+	if err != nil {
+		c.log.Info("early media SDP unusable", "error", err)
+		return nil, false
+	}
+	c.media.SetRemote(LegB, info.RTP, info.RTCP)
+	ctx, cancel := context.WithTimeout(c.ctx, browserSetupTimeout)
+	defer cancel()
+	bla, ans, err := bm.AnswerBrowser(ctx, LegA, c.a.InviteRequest.Body(), body)
+	if err != nil {
+		c.log.Info("cannot bridge the calling browser to early media", "error", err)
+		return nil, false
+	}
+	c.setBrowser(LegA, bla)
+	c.mu.Lock()
+	c.earlyAnswer = ans
+	c.mu.Unlock()
+	return ans, true
 }

@@ -71,6 +71,9 @@ type call struct {
 	// browsers holds the bridges of the legs that face browsers.
 	browserA bool
 	browsers [2]BrowserLeg
+	// earlyAnswer is the answer a calling browser got with early media
+	// (183); the 2xx repeats it.
+	earlyAnswer []byte
 }
 
 // ackKey names the re-INVITE an ACK is for: its leg and CSeq.
@@ -494,10 +497,14 @@ type ringState struct {
 // call.ringing event goes out once, with the first relayed response.
 func (c *call) provisional(res *sip.Response, rs *ringState) {
 	relayed := false
-	// Early media is relayed between phones only: a browser's media is
-	// bridged once the call is answered.
-	if res.StatusCode == 183 && len(res.Body()) > 0 && !rs.early && !c.browserA && !isConnectionTransport(res.Transport()) {
-		if body, ok := c.answerForA(res.Body()); ok {
+	// Early media (ringback, announcements) comes from phones and
+	// providers; a browser that rings sends none.
+	if res.StatusCode == 183 && len(res.Body()) > 0 && !rs.early && !isConnectionTransport(res.Transport()) {
+		answer := c.answerForA
+		if c.browserA {
+			answer = c.earlyForBrowser
+		}
+		if body, ok := answer(res.Body()); ok {
 			rs.early, relayed = true, true
 			c.respondA(c.withServer(sip.NewSDPResponseFromRequest(c.a.InviteRequest, body), 183, "Session Progress"))
 		}

@@ -540,3 +540,34 @@ func TestBrowserCallOnSharedICEPort(t *testing.T) {
 	page.Click("hangup-button")
 	phone.respond(phone.readRequest("BYE"), 200, "")
 }
+
+// A phone's early media (183 with SDP: ringback, announcements) reaches the
+// calling browser before the answer, and the call goes on after it.
+func TestBrowserHearsEarlyMedia(t *testing.T) {
+	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
+	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
+	if code := phone.register(300); code != 200 {
+		t.Fatalf("phone REGISTER: %d", code)
+	}
+	media := newRTPPhone(t)
+	page := e.signIn(t, "1003", "carol-1003")
+	page.Fill("dial-number", "1001")
+	page.Click("call-button")
+	inv := phone.readRequest("INVITE")
+	dst, event := plainTarget(t, inv.body)
+	phone.respond(inv, 183, phoneSDP(media.port(), event))
+	media.send(dst)
+	page.WaitText("call-state", "Ringing")
+	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	if st := page.Text("call-state"); st != "Ringing…" {
+		t.Fatalf("call state %q while only early media flows", st)
+	}
+	phone.respond(inv, 200, phoneSDP(media.port(), event))
+	phone.readRequest("ACK")
+	page.WaitText("call-state", "In call")
+	before := browsertest.Eval[int](page, inboundPackets)
+	page.WaitFor(inboundPackets + fmt.Sprintf(`.then(n => n > %d)`, before+25))
+	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
+	page.Click("hangup-button")
+	phone.respond(phone.readRequest("BYE"), 200, "")
+}

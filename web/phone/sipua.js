@@ -372,6 +372,12 @@ const SIP = (() => {
         const sent = this.request(lines, sdp, prov => {
           call.gotProvisional = true;
           if ((prov.status === 180 || prov.status === 183) && call.state === "calling") { call.state = "ringing"; this.oncall(call); }
+          // Early media (ringback, announcements): the 183's SDP is the
+          // answer, and the 2xx repeats it.
+          if (prov.status === 183 && prov.body && !call.early) {
+            call.early = true;
+            call.pc.setRemoteDescription({ type: "answer", sdp: prov.body }).catch(() => { call.early = false; });
+          }
           if (call.cancelWanted) this.sendCancel(call);
         }, call.inviteBranch);
         try {
@@ -402,7 +408,7 @@ const SIP = (() => {
       call.acked = true;
       if (call.cancelWanted || this.call !== call) { this.sendBye(call); return; }
       try {
-        await call.pc.setRemoteDescription({ type: "answer", sdp: res.body });
+        if (!call.early) await call.pc.setRemoteDescription({ type: "answer", sdp: res.body });
       } catch (e) {
         this.sendBye(call);
         this.endCall("The call could not be connected (audio formats do not match).", true, call);
