@@ -36,6 +36,7 @@ lint:
 bench: bench-deps build
 	@scripts/bench.sh
 	@scripts/bench-webrtc.sh
+	@bin/benchchart report --dir docs/bench --doc docs/benchmarks.md --chart docs/bench/chart.svg
 
 bench-deps:
 	@scripts/bench-deps.sh

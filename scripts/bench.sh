@@ -137,10 +137,22 @@ users_csv() {
 	awk -v a="$1" -v n="$2" 'BEGIN { print "SEQUENTIAL"; for (i = a; i < a + n; i++) printf "u%d;[authentication username=u%d password=pass%d]\n", i, i, i }' >"$3"
 }
 
-# start SYSTEM DIR: starts Switchboard or Kamailio on its port and sets
-# srv (PID) and sport (SIP port).
+# start SYSTEM DIR: starts Switchboard or Kamailio on its port, waits until
+# it is ready and sets srv (PID) and sport (SIP port). A server that does not
+# come up is tried once more, then the run stops with its log.
 start() {
-	local sys=$1 dir=$2
+	local try
+	for try in 1 2; do
+		start_once "$@" && return 0
+		echo "  $1 did not start (try $try):" >&2
+		tail -5 "$2"/*.log >&2 || true
+		stop
+		sleep 2
+	done
+	exit 1
+}
+start_once() {
+	local sys=$1 dir=$2 up=1
 	case $sys in
 	switchboard)
 		rm -f "$dir/sb.db"*
@@ -148,7 +160,8 @@ start() {
 		srv=$!
 		sport=$port
 		for _ in $(seq 300); do
-			curl -sf "http://127.0.0.1:$((port + 1))/readyz" >/dev/null 2>&1 && break
+			curl -sf "http://127.0.0.1:$((port + 1))/readyz" >/dev/null 2>&1 && { up=0; break; }
+			kill -0 "$srv" 2>/dev/null || break
 			sleep 0.2
 		done
 		;;
@@ -158,13 +171,15 @@ start() {
 		srv=$!
 		sport=$kport
 		for _ in $(seq 300); do
-			kamcmd -s "unix:$dir/kam.ctl" core.version >/dev/null 2>&1 && break
+			kamcmd -s "unix:$dir/kam.ctl" core.version >/dev/null 2>&1 && { up=0; break; }
+			kill -0 "$srv" 2>/dev/null || break
 			sleep 0.2
 		done
 		;;
 	esac
 	pids+=("$srv")
 	sleep 0.5
+	return $up
 }
 stop() {
 	kill "$srv" 2>/dev/null || true

@@ -41,6 +41,7 @@ type bench struct {
 	relay    map[string]map[int][]relayResult         // system → calls → one result per rep
 	goBench  []goBench
 	notes    string
+	webrtc   string // scripts/bench-webrtc.sh's output, verbatim
 }
 
 // relayResult is the part of an rtpload result the report uses.
@@ -145,6 +146,11 @@ func load(dir string) (*bench, error) {
 	}
 	var err error
 	if b.goBench, err = loadGoBench(filepath.Join(dir, "go.txt")); err != nil {
+		return nil, err
+	}
+	if w, err := os.ReadFile(filepath.Join(dir, "webrtc-load.txt")); err == nil {
+		b.webrtc = string(w)
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	if notes, err := os.ReadFile(filepath.Join(dir, "notes.md")); err == nil {
@@ -253,12 +259,19 @@ func unitValue(tail, unit string) (float64, bool) {
 	return 0, false
 }
 
-// median returns the median of xs, NaN for none.
+// median returns the median of xs, leaving out NaNs (a figure that could
+// not be computed, such as CPU per call of a run where none succeeded); NaN
+// for none.
 func median(xs []float64) float64 {
-	if len(xs) == 0 {
+	s := make([]float64, 0, len(xs))
+	for _, x := range xs {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			s = append(s, x)
+		}
+	}
+	if len(s) == 0 {
 		return math.NaN()
 	}
-	s := slices.Clone(xs)
 	slices.Sort(s)
 	n := len(s)
 	if n%2 == 1 {
@@ -310,17 +323,25 @@ func (r sipRun) failPct() float64 {
 	return 100 * r.failed / (r.ok + r.failed)
 }
 
-// cpuUS is server CPU per successful scenario, in µs.
-func (r sipRun) cpuUS() float64 { return 1e6 * r.cpu / r.ok }
+// cpuUS is server CPU per successful scenario, in µs (NaN when none
+// succeeded, or the server's CPU time could not be read because it was
+// not running).
+func (r sipRun) cpuUS() float64 {
+	if r.ok == 0 || r.cpu <= 0 {
+		return math.NaN()
+	}
+	return 1e6 * r.cpu / r.ok
+}
 
 // cpuPct is server CPU while offering, 100 = one core.
 func (r sipRun) cpuPct() float64 { return 100 * r.cpu / r.wall }
 
 // clean reports whether the server sustained the offered rate: fewer than
-// 0.1% failures and at least 90% of the rate achieved (the wall time includes
-// SIPp's start and the last scenario's tail).
-func (r sipRun) clean(offered int) bool {
-	return r.ok > 0 && r.failPct() < 0.1 && r.rate() >= 0.9*float64(offered)
+// 0.1% of the scenarios failed (SIPp paces the scenarios at the offered rate
+// and fails any that waits more than 5 s for an answer, so a server that
+// falls behind fails scenarios).
+func (r sipRun) clean() bool {
+	return r.ok > 0 && r.failPct() < 0.1
 }
 
 // sipRunOf returns the run of system at param in rep.
@@ -356,24 +377,26 @@ func (b *bench) ratioOf(test, a, sysB string, param int, f func(sipRun) float64)
 	return median(xs)
 }
 
-// sustained returns, for one repetition, the achieved rate at the highest
-// offered rate that system sustained cleanly, and that offered rate.
-func (b *bench) sustained(test, system string, rep int) (achieved float64, offered int) {
+// sustained returns, for one repetition, the highest offered rate that
+// system sustained cleanly (0: none).
+func (b *bench) sustained(test, system string, rep int) float64 {
+	best := 0.0
 	for _, p := range b.params(test) {
-		if r, ok := b.sipRunOf(test, system, p, rep); ok && r.clean(p) {
-			achieved, offered = r.rate(), p
+		if r, ok := b.sipRunOf(test, system, p, rep); ok && r.clean() {
+			best = float64(p)
 		}
 	}
-	return achieved, offered
+	return best
 }
 
 // sustainedMedian is the median over repetitions of sustained, and the
-// median of the per-repetition ratios against ref.
+// median of the per-repetition ratios against ref (repetitions where ref
+// sustained no rate have no ratio).
 func (b *bench) sustainedMedian(test, system, ref string) (mine, theirs, ratio float64) {
 	var ms, ts, rs []float64
 	for _, rep := range b.reps(test) {
-		m, _ := b.sustained(test, system, rep)
-		t, _ := b.sustained(test, ref, rep)
+		m := b.sustained(test, system, rep)
+		t := b.sustained(test, ref, rep)
 		ms = append(ms, m)
 		ts = append(ts, t)
 		if t > 0 {
@@ -400,6 +423,21 @@ func (b *bench) relayRatio(a, sysB string, calls int, f func(relayResult) float6
 	for i := range min(len(ra), len(rb)) {
 		if d := f(rb[i]); d != 0 {
 			xs = append(xs, f(ra[i])/d)
+		}
+	}
+	return median(xs)
+}
+
+// relayRatioAll returns the median of the per-run ratios f(a)/f(b) over
+// every call count and repetition measured for both.
+func (b *bench) relayRatioAll(a, sysB string, f func(relayResult) float64) float64 {
+	var xs []float64
+	for _, c := range b.relayCalls(a) {
+		ra, rb := b.relay[a][c], b.relay[sysB][c]
+		for i := range min(len(ra), len(rb)) {
+			if d := f(rb[i]); d != 0 {
+				xs = append(xs, f(ra[i])/d)
+			}
 		}
 	}
 	return median(xs)
