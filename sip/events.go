@@ -67,6 +67,9 @@ type CallEventLeg struct {
 	JitterMS   float64 `json:"jitter_ms"`
 }
 
+// NewCallEvent returns the data of a call event for the record r.
+func NewCallEvent(r store.CallRecord) CallEvent { return callEvent(r) }
+
 func callEvent(r store.CallRecord) CallEvent {
 	ev := CallEvent{ID: r.ID, Caller: r.Caller, Callee: r.Callee, CallerURI: r.CallerURI, CalleeURI: r.CalleeURI,
 		Direction: r.Direction, StartedAt: r.StartedAt.UTC(), AnsweredAt: r.AnsweredAt.UTC(), EndedAt: r.EndedAt.UTC(),

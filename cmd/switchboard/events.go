@@ -193,3 +193,16 @@ func redactURL(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// markCrashed ends the call records the previous run left open (it was
+// killed during those calls), each with its call.ended event, so that
+// webhook receivers learn how every call they saw start ended.
+func (p *eventPlane) markCrashed(ctx context.Context) (int, error) {
+	return p.st.MarkOpenCallsCrashedWithEvents(ctx, time.Now(), func(r store.CallRecord) ([]store.Event, error) {
+		e, err := store.NewEvent(sip.EventCallEnded, sip.NewCallEvent(r))
+		if err != nil {
+			return nil, err
+		}
+		return []store.Event{e}, nil
+	})
+}

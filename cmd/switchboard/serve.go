@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -71,14 +70,14 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	if err := st.SyncConfigUsers(ctx, configUsers(cfg)); err != nil {
 		return fmt.Errorf("sync users from config: %w", err)
 	}
-	if n, err := st.MarkOpenCallsCrashed(ctx, time.Now()); err != nil {
-		return err
-	} else if n > 0 {
-		log.Warn("calls left open by an unexpected stop recorded as crashed", "calls", n)
-	}
 	ev, err := newEventPlane(cfg, st, log)
 	if err != nil {
 		return err
+	}
+	if n, err := ev.markCrashed(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("calls left open by an unexpected stop recorded as crashed", "calls", n)
 	}
 	relay, err := media.New(mediaConfig(cfg), log.With("component", "media"))
 	if err != nil {

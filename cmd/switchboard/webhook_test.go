@@ -377,6 +377,27 @@ func TestWebhookEventsSurviveKill(t *testing.T) {
 		e.api("GET", "/api/v1/records/"+callID, nil, 200, &rec)
 		return !rec.EndedAt.IsZero()
 	})
+	// A second call is up when the server is killed.
+	inv := alice.invite("1002")
+	in := bob.readRequest("INVITE")
+	bob.respond(in, 180, "")
+	alice.read("180 Ringing", func(m *sipMsg) bool { return m.status == 180 && m.get("call-id") == inv.callID })
+	bob.respond(in, 200, testSDP(bob.conn.LocalAddr().(*net.UDPAddr).Port+1000))
+	if res := alice.finalResponse(inv); res.status != 200 {
+		t.Fatalf("second call: %d", res.status)
+	}
+	bob.readRequest("ACK")
+	var calls web.Page[web.Call]
+	e.api("GET", "/api/v1/calls", nil, 200, &calls)
+	if len(calls.Items) != 1 {
+		t.Fatalf("calls %+v", calls)
+	}
+	upID := calls.Items[0].ID
+	waitFor(t, "the second call's answer in its record", func() bool {
+		rec = web.Record{}
+		e.api("GET", "/api/v1/records/"+upID, nil, 200, &rec)
+		return !rec.AnsweredAt.IsZero()
+	})
 	e.http.CloseIdleConnections()
 
 	if err := child.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
@@ -390,13 +411,20 @@ func TestWebhookEventsSurviveKill(t *testing.T) {
 	// The receiver comes up, the server restarts: every event arrives.
 	r.start(t)
 	s.start(t, cfgPath)
+	// The call that was up when the server died ends, as crashed, at
+	// the restart.
 	evs := r.waitEvents(t, 60*time.Second,
-		"registration.created", "registration.created", "call.started", "call.ringing", "call.answered", "call.ended")
+		"registration.created", "registration.created", "call.started", "call.ringing", "call.answered", "call.ended",
+		"call.started", "call.ringing", "call.answered", "call.ended")
 	var ended struct {
-		ID string `json:"id"`
+		ID     string `json:"id"`
+		Result string `json:"result"`
 	}
-	if err := json.Unmarshal(evs[5].Data, &ended); err != nil || ended.ID != callID {
+	if err := json.Unmarshal(evs[5].Data, &ended); err != nil || ended.ID != callID || ended.Result != "answered" {
 		t.Fatalf("call.ended data %s (%v)", evs[5].Data, err)
+	}
+	if err := json.Unmarshal(evs[9].Data, &ended); err != nil || ended.ID != upID || ended.Result != "crashed" {
+		t.Fatalf("call.ended of the call cut by the kill: %s (%v)", evs[9].Data, err)
 	}
 }
 
