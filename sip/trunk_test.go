@@ -275,6 +275,9 @@ func TestTrunkRegistration(t *testing.T) {
 		t.Errorf("asked for %d s, want 60", reg.expires)
 	}
 	waitState(t, tr, 5*time.Second, trunk.StateRegistered)
+	if strings.Contains(e.logBuf.String(), "address already in use") {
+		t.Error("a trunk request tried to bind the listening address again (sent before the listener was served)")
+	}
 	if st := tr.Status(); !st.Registered || st.LastSuccessAt.IsZero() {
 		t.Errorf("status %+v", st)
 	}

@@ -26,7 +26,9 @@ type trunkHost struct{ s *Server }
 var _ trunk.Host = trunkHost{}
 
 func (h trunkHost) Do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	h.s.fromListener(req)
+	if h.s.fromListener(req) {
+		h.s.waitUDPListener(ctx)
+	}
 	return h.s.client.Do(ctx, req)
 }
 
@@ -42,16 +44,42 @@ const (
 
 // fromListener makes a UDP request leave from the server's listening
 // socket, so that the provider sees, answers and calls the address we
-// listen on (and a NAT keeps one mapping for it).
-func (s *Server) fromListener(req *sip.Request) {
+// listen on (and a NAT keeps one mapping for it). It reports whether it
+// did.
+func (s *Server) fromListener(req *sip.Request) bool {
 	if !strings.EqualFold(req.Transport(), "udp") {
-		return
+		return false
 	}
 	a, err := netip.ParseAddrPort(s.boundAddr("udp"))
 	if err != nil {
-		return
+		return false
 	}
 	req.Laddr = sip.Addr{IP: net.IP(a.Addr().AsSlice()), Port: int(a.Port())}
+	return true
+}
+
+// waitUDPListener waits (at most 2 s) until sipgo serves the UDP listening
+// socket: a request sent from its address before that would make sipgo
+// bind the address again, and fail. Trunks start as Run does, so their
+// first REGISTER can be that early.
+func (s *Server) waitUDPListener(ctx context.Context) {
+	if s.trunks.udpServed.Load() {
+		return
+	}
+	addr := s.boundAddr("udp")
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := s.ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			c.TryClose()
+			s.trunks.udpServed.Store(true)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // trunkRunner holds the server's trunks and runs them while the server
@@ -59,6 +87,9 @@ func (s *Server) fromListener(req *sip.Request) {
 // restart.
 type trunkRunner struct {
 	cur atomic.Pointer[[]trunk.Trunk]
+	// udpServed is set once sipgo serves the UDP listener (see
+	// waitUDPListener).
+	udpServed atomic.Bool
 
 	mu     sync.Mutex // serialises start, stop and replace
 	parent context.Context
