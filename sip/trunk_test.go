@@ -535,7 +535,9 @@ func TestTrunkFailover(t *testing.T) {
 	}
 	audio(t, e, a, p2.testPhone, 10, 500)
 	oc.hangup()
-	if st := ps[0].Status(); st.State != trunk.StateFailing || !strings.Contains(st.LastError, "503") {
+	// The 503 counted against the first trunk (its OPTIONS pings, which it
+	// still answers, may have set it up again since).
+	if st := ps[0].Status(); !strings.Contains(st.LastError, "call: provider answered 503") || st.LastErrorAt.IsZero() {
 		t.Errorf("first trunk after its 503: %+v", st)
 	}
 
