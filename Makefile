@@ -48,8 +48,9 @@ bench-deps:
 SOAK_CALLS     ?= 10000
 SOAK_REGISTERS ?= 50000
 SOAK_CALL_RATE ?= 30
+SOAK_REGISTER_RATE ?= 300
 soak: deps
-	SOAK_CALLS=$(SOAK_CALLS) SOAK_REGISTERS=$(SOAK_REGISTERS) SOAK_CALL_RATE=$(SOAK_CALL_RATE) \
+	SOAK_CALLS=$(SOAK_CALLS) SOAK_REGISTERS=$(SOAK_REGISTERS) SOAK_CALL_RATE=$(SOAK_CALL_RATE) SOAK_REGISTER_RATE=$(SOAK_REGISTER_RATE) \
 		$(GO) test -count=1 -v -run '^TestSoak$$' -timeout 60m ./cmd/switchboard/
 
 # fuzz runs every fuzz target for FUZZTIME each (default 10s).
