@@ -246,6 +246,31 @@ func (b *Bridge) Accept(answerSDP string) error {
 	return b.negotiated(answerSDP, b.pc.LocalDescription().SDP)
 }
 
+// Renegotiate answers a new offer from the browser within the call (hold,
+// resume, an ICE restart; RFC 3264 §8) and returns the SDP answer. The leg
+// and the other side are not involved: the bridge keeps forwarding with
+// the payload types negotiated anew.
+func (b *Bridge) Renegotiate(ctx context.Context, offerSDP string) (string, error) {
+	if b.isClosed() {
+		return "", ErrBridgeClosed
+	}
+	if err := b.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
+		return "", fmt.Errorf("%w: apply offer: %v", ErrInvalidSDP, err)
+	}
+	answer, err := b.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: create answer: %v", ErrInvalidSDP, err)
+	}
+	if err := b.setLocal(ctx, answer); err != nil {
+		return "", err
+	}
+	local := b.pc.LocalDescription().SDP
+	if err := b.negotiated(local, offerSDP); err != nil {
+		return "", err
+	}
+	return local, nil
+}
+
 // AddRemoteCandidate adds a browser's ICE candidate that came after its
 // description (trickle ICE, RFC 8838), as the candidate attribute's value
 // with or without its "candidate:" prefix. An empty candidate means the

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/pion/sdp/v3"
 
 	"github.com/switchboard/switchboard/internal/store"
@@ -42,6 +43,9 @@ type BrowserLeg interface {
 	// returns the plain RTP answer for the other side, at the relay's
 	// port for the other leg.
 	Accept(answer []byte, version uint64) ([]byte, error)
+	// Renegotiate answers the browser's new offer within the call (hold,
+	// resume, ICE restart) without involving the other side.
+	Renegotiate(ctx context.Context, offer []byte) ([]byte, error)
 	// Done is closed when the browser's media has ended or failed.
 	Done() <-chan struct{}
 	// Close ends the peer connection; it is idempotent.
@@ -258,4 +262,34 @@ func (c *call) earlyForBrowser(body []byte) ([]byte, bool) {
 	c.earlyAnswer = ans
 	c.mu.Unlock()
 	return ans, true
+}
+
+// browserReoffer handles a re-INVITE or UPDATE on a call with a browser. A
+// browser's new offer (hold, resume, ICE restart) is answered by its
+// bridge, and the other side keeps its media as it is; other session
+// changes are refused with 488.
+func (c *call) browserReoffer(from Leg, req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	bl := c.browsers[from]
+	ok := c.answered && !c.over
+	c.mu.Unlock()
+	if !ok || bl == nil || len(req.Body()) == 0 {
+		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "this session change is not supported on calls with a browser"`))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, browserSetupTimeout)
+	defer cancel()
+	answer, err := bl.Renegotiate(ctx, req.Body())
+	if err != nil {
+		c.log.Info("browser re-offer refused", "leg", from.String(), "error", err)
+		c.s.respond(tx, req, 488, "Not Acceptable Here")
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, answer)
+	res.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
+	res.AppendHeader(c.contact(from))
+	if err := tx.Respond(res); err != nil {
+		c.log.Debug("respond to browser re-offer failed", "error", err)
+	}
+	c.log.Info("session modified", "method", string(req.Method), "from", from.String(), "answered_by", "bridge")
 }

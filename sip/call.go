@@ -966,9 +966,9 @@ func (c *call) inDialogCtx() (context.Context, context.CancelFunc) {
 // the ACK, which is then carried over too (RFC 3261 §14.1).
 func (c *call) passOffer(from Leg, req *sip.Request, tx sip.ServerTransaction) {
 	if c.hasBrowser() {
-		// A browser's media is bridged once, at answer: new offers
-		// (hold, ICE restart) are not carried across the bridge.
-		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "session changes are not supported on calls with a browser"`))
+		// A browser's media is bridged: its new offers are answered by
+		// the bridge, not carried across.
+		c.browserReoffer(from, req, tx)
 		return
 	}
 	c.mu.Lock()

@@ -111,6 +111,11 @@ func (l *browserLeg) Accept(answer []byte, version uint64) ([]byte, error) {
 	return []byte(media.PlainAudioSDP(l.s.addrOf(l.other), cs, l.s.sessionID(), version)), nil
 }
 
+func (l *browserLeg) Renegotiate(ctx context.Context, offer []byte) ([]byte, error) {
+	answer, err := l.br.Renegotiate(ctx, string(offer))
+	return []byte(answer), err
+}
+
 func (l *browserLeg) Done() <-chan struct{} { return l.br.Done() }
 func (l *browserLeg) Close() error          { return l.br.Close() }
 
