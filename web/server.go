@@ -131,6 +131,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.registerProtection(s.api, deps.Protection)
 	}
 	s.mountAdmin()
+	s.mountAPIDocs()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", newMetrics(s, deps.CallResults, deps.Protection))
@@ -186,6 +187,9 @@ func needsToken(path string) bool {
 	}
 	switch path {
 	case openAPIPath + ".json", openAPIPath + ".yaml", openAPIPath + "-3.0.json", openAPIPath + "-3.0.yaml":
+		return false
+	}
+	if path == apiDocsPath || strings.HasPrefix(path, apiDocsPath+"/") {
 		return false
 	}
 	return true

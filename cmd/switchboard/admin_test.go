@@ -96,6 +96,14 @@ func TestAdminPage(t *testing.T) {
 	p.WaitText("record-row-"+id, "system")
 	p.WaitText("events", "call.ended 1001 → 1002")
 
+	// The API reference page renders the OpenAPI document, with no token.
+	docs := b.NewPage(t)
+	docs.SetName("API reference")
+	docs.Navigate(e.base + "/api/docs")
+	docs.WaitFor(`document.body.dataset.ready === "1"`)
+	docs.WaitText("op-originate-call", "Place a call (click-to-call)")
+	docs.WaitText("toc", "GET /api/v1/events")
+
 	// The history filter.
 	p.Fill("records-user", "1003")
 	p.Click("records-filter")
