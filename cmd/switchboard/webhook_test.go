@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -437,4 +438,47 @@ func childMain() (int, error) {
 		return runServeChild(cfg), nil
 	}
 	return 0, errNoChild
+}
+
+// TestSlowWebhookReceiverDoesNotSlowCalls: a receiver that takes every
+// request and never answers holds up only its own queue.
+func TestSlowWebhookReceiverDoesNotSlowCalls(t *testing.T) {
+	release := make(chan struct{})
+	var got atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		<-release // until the test ends: longer than the delivery timeout
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		close(release)
+		_ = srv.Close()
+	}()
+	hook := fmt.Sprintf("webhooks:\n  - {url: %q, secret: %q}\n", "http://"+ln.Addr().String()+"/hook", hookSecret)
+	e := startAPIWith(t, map[string]string{"1001": "alice-1001", "1002": "bob-1002"}, hook)
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", e.sipPort)
+	alice := newPhone(t, sipAddr, "1001", "alice-1001", "")
+	bob := newPhone(t, sipAddr, "1002", "bob-1002", "")
+	if code := bob.register(300); code != 200 {
+		t.Fatalf("REGISTER: %d", code)
+	}
+	waitFor(t, "the receiver to hold the first delivery", func() bool { return got.Load() >= 1 })
+	// Had calls waited for deliveries, each of the call's four events
+	// would cost a delivery timeout (10 s).
+	start := time.Now()
+	for range 3 {
+		answeredCall(t, e, alice, bob)
+	}
+	if d := time.Since(start); d >= 10*time.Second {
+		t.Fatalf("three calls took %s with a receiver that does not answer", d)
+	}
+	var hooks web.List[web.WebhookStatus]
+	e.api("GET", "/api/v1/webhooks", nil, 200, &hooks)
+	if len(hooks.Items) != 1 || hooks.Items[0].Pending != 13 {
+		t.Fatalf("webhook state %+v, want 13 pending (1 registration, 3×4 call events)", hooks.Items)
+	}
 }
