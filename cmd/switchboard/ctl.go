@@ -46,6 +46,7 @@ commands:
   records [--user U] [--result R] [--limit N]
                                           call records, newest first (default 20)
   webhooks                                webhook delivery state (queue, attempts, errors)
+  events [--count N] [--after ID]         print events as they happen (after event ID first)
   bans                                    banned source addresses and protection counters
   unban ADDRESS                           lift a ban
   reload                                  read the config file again (users, trunks,
@@ -211,6 +212,8 @@ func (c *ctl) run(ctx context.Context, cmd string, args []string) error {
 		return c.originate(ctx, args)
 	case "webhooks":
 		return c.webhooks(ctx, args)
+	case "events":
+		return c.events(ctx, args)
 	case "users":
 		return c.users(ctx, args)
 	case "trunks":

@@ -19,7 +19,17 @@ func TestCtlCallAndWebhooks(t *testing.T) {
 		t.Fatalf("REGISTER: %d", code)
 	}
 
-	code, out, errs := ctl("call", "1001", "1002")
+	// ctl events replays from the start of the log, then follows it.
+	code, out, errs := ctl("events", "--after", "0", "--count", "1")
+	if code != 0 || !regexpLine(out, `^1\s+\S+\s+registration\.created\s+\{.*"user":"1001"`) {
+		t.Fatalf("events: %d %q %q", code, out, errs)
+	}
+	code, out, errs = ctl("--json", "events", "--after", "0", "--count", "1")
+	if code != 0 || !strings.HasPrefix(out, `{"type":"registration.created","timestamp":`) {
+		t.Fatalf("events --json: %d %q %q", code, out, errs)
+	}
+
+	code, out, errs = ctl("call", "1001", "1002")
 	if code != 0 || !strings.HasPrefix(out, "ringing 1001; 1002 is called when they answer") {
 		t.Fatalf("call: %d %q %q", code, out, errs)
 	}
