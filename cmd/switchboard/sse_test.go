@@ -94,7 +94,7 @@ func (s *sseStream) next(t *testing.T) sseMessage {
 		return m
 	case err := <-s.errs:
 		t.Fatal(err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no event within 10s")
 	}
 	return sseMessage{}
