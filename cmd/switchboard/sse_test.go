@@ -95,7 +95,7 @@ func (s *sseStream) next(t *testing.T) sseMessage {
 	case err := <-s.errs:
 		t.Fatal(err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("no event within 10s")
+		t.Fatal("no event within 30s")
 	}
 	return sseMessage{}
 }
