@@ -25,12 +25,13 @@ func TestOverloadShedsWith503(t *testing.T) {
 	c := startChild(t, dir, cfg, sipPort, webPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	p := startHeldCalls(t, ctx, dir, sipPort, 4*time.Second, 2*capacity)
+	// Calls held long enough to overlap even when SIPp is starved of CPU.
+	p := startHeldCalls(t, ctx, dir, sipPort, 15*time.Second, 2*capacity)
 	c.waitAnswered(capacity, 20*time.Second)
 
 	// The refused calls are refused at once, not left to time out.
 	var st web.ProtectionState
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := c.api("/api/v1/protection", &st); err != nil {
 			t.Fatal(err)
@@ -50,7 +51,7 @@ func TestOverloadShedsWith503(t *testing.T) {
 	// ones as failed.
 	select {
 	case <-p.uacDone:
-	case <-time.After(40 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("SIPp did not finish")
 	}
 	st2 := openStoreAfterStop(t, c, dir)
@@ -68,7 +69,7 @@ func TestOverloadShedsWith503(t *testing.T) {
 			t.Errorf("record %+v", r)
 			continue
 		}
-		// About 4 s of 20 ms packets each way, echoed by the UAS.
+		// About 15 s of 20 ms packets each way, echoed by the UAS.
 		for _, l := range r.Legs {
 			if l.PacketsIn < 100 || l.PacketsOut < 100 {
 				t.Errorf("call %s leg %s lost its audio under overload: %+v", r.ID, l.Name, l)
