@@ -347,9 +347,14 @@ func TestSIGTERMDrainsThenEndsCalls(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "sb.sock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("control socket left behind: %v", err)
 	}
-	time.Sleep(500 * time.Millisecond) // SIPp writes its trace
-	if !gotBYE(t, dir, "uac_messages.log") || !gotBYE(t, dir, "uas_messages.log") {
-		t.Error("a phone received no BYE from the server")
+	// SIPp writes its trace as it goes; give a starved SIPp time.
+	byeDeadline := time.Now().Add(10 * time.Second)
+	for !gotBYE(t, dir, "uac_messages.log") || !gotBYE(t, dir, "uas_messages.log") {
+		if time.Now().After(byeDeadline) {
+			t.Error("a phone received no BYE from the server")
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	rec := onlyRecord(t, openStore(t, dir))
 	if rec.Result != "answered" || rec.HangupBy != "system" || rec.Reason != "shutdown" || rec.EndedAt.IsZero() || len(rec.Legs) != 2 {
