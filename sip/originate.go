@@ -314,13 +314,11 @@ func (o *origCall) ringCaller(bindings []store.Binding) (*sipgo.DialogClientSess
 			winner = r.d
 			cancel() // CANCEL the others
 		case r.err == nil:
-			// Answered as well: hang it up.
-			go func() {
-				bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer bcancel()
-				_ = r.d.Ack(bctx)
-				_ = r.d.Bye(bctx)
-			}()
+			// Answered as well, crossing our CANCEL: hang it up.
+			bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = r.d.Ack(bctx)
+			_ = r.d.Bye(bctx)
+			bcancel()
 		case firstErr == nil:
 			firstErr = r.err
 		}

@@ -184,6 +184,35 @@ func TestOriginate(t *testing.T) {
 		e.api("GET", "/api/v1/records", nil, 200, &all)
 		t.Fatalf("second record %+v\nall records: %+v", rec, all.Items)
 	}
+
+	// The callee is busy: the caller, who answered, is hung up, and the
+	// call's record says busy.
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1001", "to": "1002"}, 202, &o)
+	inA = alice.readRequest("INVITE")
+	alice.respond(inA, 200, testSDP(aliceRTP.LocalAddr().(*net.UDPAddr).Port))
+	alice.readRequest("ACK")
+	inB = bob.readRequest("INVITE")
+	bob.respond(inB, 486, "")
+	bob.readRequest("ACK")
+	bye := alice.readRequest("BYE")
+	if bye.get("call-id") != inA.get("call-id") {
+		t.Fatalf("BYE for another dialog: %s", bye.get("call-id"))
+	}
+	alice.respond(bye, 200, "")
+	var recs web.Page[web.Record]
+	waitFor(t, "the busy call's record", func() bool {
+		recs = web.Page[web.Record]{}
+		e.api("GET", "/api/v1/records?limit=1", nil, 200, &recs)
+		return len(recs.Items) == 1 && recs.Items[0].Result != ""
+	})
+	if r := recs.Items[0]; r.Result != "busy" || r.Caller != "1001" || r.Status != 486 {
+		t.Fatalf("busy click-to-call record %+v", r)
+	}
+	// No call is left.
+	e.api("GET", "/api/v1/calls", nil, 200, &calls)
+	if len(calls.Items) != 0 {
+		t.Fatalf("calls left: %+v", calls.Items)
+	}
 }
 
 // byeAnswered hangs up, as the called side, the dialog that inv (an INVITE the
