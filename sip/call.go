@@ -271,27 +271,11 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 480, "Temporarily Unavailable")
 		return
 	}
-	a, err := s.dua.ReadInvite(req, tx)
-	if err != nil {
-		s.respond(tx, req, 400, "Bad Request")
-		return
-	}
-	c.a, c.aTx = a, tx
-	media, err := s.relay.Open(c.id)
-	if err != nil {
-		c.log.Warn("no relay ports", "error", err)
-		s.respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
-		return
-	}
-	c.media = media
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if !s.calls.add(c) {
-		c.cancel()
-		media.Close()
-		s.respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+	if !s.admit(c, req, tx) {
 		return
 	}
 	defer s.calls.wg.Done()
+	media := c.media
 	c.emit(ctx, recordStart, EventCallStarted)
 	c.mu.Lock()
 	c.codecs = offerInfo.Codecs
@@ -318,6 +302,34 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	c.connect(bindings, offerB, fromName, target)
+}
+
+// admit takes the caller's INVITE into a dialog and gives the call its
+// relay ports and a place in the call table. When it returns false the
+// caller has had its answer and nothing is left to undo; when it returns
+// true the caller owes calls.wg.Done once the call is over.
+func (s *Server) admit(c *call, req *sip.Request, tx sip.ServerTransaction) bool {
+	a, err := s.dua.ReadInvite(req, tx)
+	if err != nil {
+		s.respond(tx, req, 400, "Bad Request")
+		return false
+	}
+	c.a, c.aTx = a, tx
+	media, err := s.relay.Open(c.id)
+	if err != nil {
+		c.log.Warn("no relay ports", "error", err)
+		s.respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+		return false
+	}
+	c.media = media
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if !s.calls.add(c) {
+		c.cancel()
+		media.Close()
+		s.respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+		return false
+	}
+	return true
 }
 
 // recordImmediate stores a record for a call that failed before ringing.

@@ -320,27 +320,11 @@ func (s *Server) runTrunkCall(ctx context.Context, c *call, req *sip.Request, tx
 		return
 	}
 	c.browserA = browserA // before other goroutines can see the call
-	a, err := s.dua.ReadInvite(req, tx)
-	if err != nil {
-		s.respond(tx, req, 400, "Bad Request")
-		return
-	}
-	c.a, c.aTx = a, tx
-	media, err := s.relay.Open(c.id)
-	if err != nil {
-		c.log.Warn("no relay ports", "error", err)
-		s.respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
-		return
-	}
-	c.media = media
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if !s.calls.add(c) {
-		c.cancel()
-		media.Close()
-		s.respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+	if !s.admit(c, req, tx) {
 		return
 	}
 	defer s.calls.wg.Done()
+	media := c.media
 	c.emit(ctx, recordStart, EventCallStarted)
 	c.log.Info("call started", "codecs", strings.Join(offerInfo.Codecs, ","))
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
