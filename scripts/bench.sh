@@ -85,6 +85,21 @@ pss_kib() {
 sipp_counts() {
 	awk '/Successful call/ { ok = $NF } /Failed call/ { bad = $NF } END { printf "%d %d\n", ok, bad }' "$1"
 }
+# sipp_run OUT ARGS...: runs SIPp with ARGS, its output in OUT. A run that
+# made no call at all (SIPp could not start, for instance because a socket it
+# wanted was taken) is shown and tried once more.
+sipp_run() {
+	local out=$1 ok bad
+	shift
+	for try in 1 2; do
+		sipp "$@" >"$out" 2>&1 || true
+		read -r ok bad < <(sipp_counts "$out")
+		[ $((ok + bad)) -gt 0 ] && return 0
+		echo "  sipp made no call (try $try):" >&2
+		grep -v '^\s*$' "$out" | tail -n 3 >&2 || true
+		sleep 1
+	done
+}
 
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -145,7 +160,7 @@ start() {
 	for try in 1 2; do
 		start_once "$@" && return 0
 		echo "  $1 did not start (try $try):" >&2
-		tail -5 "$2"/*.log >&2 || true
+		tail -n 5 "$2"/*.log >&2 || true
 		stop
 		sleep 2
 	done
@@ -201,9 +216,9 @@ if ! skip register; then
 			for rate in $REG_RATES; do
 				c0=$(cpu_s "$srv")
 				t0=$(date +%s.%N)
-				sipp 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/users.csv" -r "$rate" -m $((rate * REG_SECS)) \
-					-l $((rate * 2)) -recv_timeout 5000 -timeout $((REG_SECS + 20))s -i 127.0.0.1 -p $((port + 10)) \
-					-nostdin >"$dir/sipp.txt" 2>&1 || true
+				sipp_run "$dir/sipp.txt" 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/users.csv" -r "$rate" -m $((rate * REG_SECS)) \
+					-l $((rate * 2)) -recv_timeout 5000 -timeout $((REG_SECS + 20))s -i 127.0.0.1 \
+					-nostdin
 				wall=$(secs_since "$t0")
 				c1=$(cpu_s "$srv")
 				read -r ok bad < <(sipp_counts "$dir/sipp.txt")
@@ -246,8 +261,8 @@ if ! skip bindings; then
 		held=0
 		for n in $BIND_STEPS; do
 			users_csv "$done_n" $((n - done_n)) "$dir/step.csv"
-			sipp 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/step.csv" -r "$BIND_RATE" -m $((n - done_n)) -l $((BIND_RATE * 2)) \
-				-recv_timeout 5000 -timeout 120s -i 127.0.0.1 -p $((port + 10)) -nostdin >"$dir/sipp.txt" 2>&1 || true
+			sipp_run "$dir/sipp.txt" 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/step.csv" -r "$BIND_RATE" -m $((n - done_n)) -l $((BIND_RATE * 2)) \
+				-recv_timeout 5000 -timeout 120s -i 127.0.0.1 -nostdin
 			read -r ok bad < <(sipp_counts "$dir/sipp.txt")
 			done_n=$n
 			held=$((held + ok)) # failed ones hold no binding
@@ -292,9 +307,9 @@ if ! skip calls; then
 			for rate in $CPS_RATES; do
 				c0=$(cpu_s "$srv")
 				t0=$(date +%s.%N)
-				sipp 127.0.0.1:$sport -sf sipp/uac_setup.xml -inf "$dir/uac.csv" -s u1 -r "$rate" -m $((rate * CPS_SECS)) \
-					-l $((rate * 5)) -d 100 -recv_timeout 5000 -timeout $((CPS_SECS + 20))s -i 127.0.0.1 -p $((port + 30)) \
-					-mi 127.0.0.1 -mp 36100 -nostdin >"$dir/sipp.txt" 2>&1 || true
+				sipp_run "$dir/sipp.txt" 127.0.0.1:$sport -sf sipp/uac_setup.xml -inf "$dir/uac.csv" -s u1 -r "$rate" -m $((rate * CPS_SECS)) \
+					-l $((rate * 5)) -d 100 -recv_timeout 5000 -timeout $((CPS_SECS + 20))s -i 127.0.0.1 \
+					-mi 127.0.0.1 -mp 36100 -nostdin
 				wall=$(secs_since "$t0")
 				c1=$(cpu_s "$srv")
 				read -r ok bad < <(sipp_counts "$dir/sipp.txt")
