@@ -21,7 +21,15 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// sipgo opens an ephemeral UDP socket for a client request that has
+		// no listener to leave from; when that happens as the user agent is
+		// being closed, the socket's reader can outlive the close. It is a
+		// shutdown race inside the library, not a leak while running: the
+		// soak test (cmd/switchboard) checks goroutines and descriptors of
+		// a running server after thousands of calls.
+		goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportUDP).readUDPConnection"),
+	)
 }
 
 const testDomain = "switchboard.local"
