@@ -778,12 +778,31 @@ func (c *call) watchMedia() {
 			c.end(0, "system", "media timeout")
 		}
 	case <-c.browserDone(LegA):
-		c.log.Info("browser media ended", "leg", LegA.String())
-		c.end(0, "system", "browser media failed")
+		c.browserMediaEnded(LegA)
 	case <-c.browserDone(LegB):
-		c.log.Info("browser media ended", "leg", LegB.String())
-		c.end(0, "system", "browser media failed")
+		c.browserMediaEnded(LegB)
 	}
+}
+
+// browserByeGrace is how long a call whose browser closed its peer
+// connection waits for that browser's BYE. A browser hanging up sends BYE
+// over its WebSocket and closes the peer connection at once; the DTLS close
+// over UDP usually arrives first, and the call must still be recorded as
+// hung up by that side, not as failed media.
+const browserByeGrace = 2 * time.Second
+
+// browserMediaEnded ends the call after the browser on leg closed its media,
+// unless a BYE ends it within browserByeGrace.
+func (c *call) browserMediaEnded(leg Leg) {
+	t := time.NewTimer(browserByeGrace)
+	defer t.Stop()
+	select {
+	case <-c.ended:
+		return
+	case <-t.C:
+	}
+	c.log.Info("browser media ended", "leg", leg.String())
+	c.end(0, "system", "browser media failed")
 }
 
 // end hangs up: BYE to every answered leg but the one that hung up (by),

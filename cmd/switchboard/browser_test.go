@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -276,6 +278,28 @@ func TestBrowserCallsPhone(t *testing.T) {
 	bye := phone.readRequest("BYE")
 	phone.respond(bye, 200, "")
 	page.WaitText("call-state", "Call ended")
+	// The page closes its peer connection as it sends BYE: the record
+	// still says the caller hung up, not that the browser's media failed.
+	var rec struct {
+		Items []struct {
+			HangupBy string `json:"hangup_by"`
+			Reason   string `json:"reason"`
+			EndedAt  string `json:"ended_at"`
+		} `json:"items"`
+	}
+	waitFor(t, "the call's record", func() bool {
+		req, _ := http.NewRequest("GET", e.base+"/api/v1/records?limit=1", nil)
+		req.Header.Set("Authorization", "Bearer test-token-1")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		return json.NewDecoder(res.Body).Decode(&rec) == nil && len(rec.Items) == 1 && rec.Items[0].EndedAt != ""
+	})
+	if r := rec.Items[0]; r.HangupBy != "caller" || r.Reason != "BYE" {
+		t.Errorf("browser hang-up recorded as hangup_by %q reason %q, want the caller's BYE", r.HangupBy, r.Reason)
+	}
 }
 
 // A SIP phone (1001) calls the browser: the page rings with caller ID, the
