@@ -59,7 +59,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"webrtc port too low", ok + "media: {webrtc_port: 80}\n", "media.webrtc_port 80 must be between 1024 and 65535"},
 		{"bad listen", ok + "sip: {listen: localhost}\n", `sip.listen "localhost" must be an IP address and port`},
 		{"bad media address", ok + "media: {address: nowhere}\n", `media.address "nowhere" must be an IP address`},
-		{"bad duration", ok + "sip: {ring_timeout: soon}\n", `"soon" is not a duration`},
+		{"bad duration", ok + "sip: {ring_timeout: soon}\n", `sip.ring_timeout "soon" (line 2) is not a duration`},
 		{"expires order", ok + "sip: {min_expires: 600, max_expires: 60}\n", "sip.min_expires 10m0s must not be above sip.max_expires 1m0s"},
 		{"duplicate user", ok + "users: [{name: '1', password: abcd}, {name: '1', password: abcd}]\n", `users[1].name "1" is defined twice`},
 		{"bad user name", ok + "users: [{name: 'a b', password: abcd}]\n", `users[0].name "a b" must be`},
@@ -79,6 +79,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"algorithm", ok + "sip: {auth_algorithms: [SHA-512]}\n", `sip.auth_algorithms[0] "SHA-512" must be SHA-256 or MD5`},
 		{"media overlaps sip", ok + "sip: {listen: '127.0.0.1:20002'}\n", "must not include the sip.listen port 20002"},
 		{"yaml syntax", "sip: [\n", "config: yaml"},
+		{"port not a number", ok + "media: {port_min: abc}\n", `config: media.port_min "abc" (line 2) must be a whole number`},
+		{"bool not a bool", ok + "trunks: [{name: p, address: 'a:5060', register: maybe}]\n", `trunks[0].register "maybe" (line 2) must be true or false`},
+		{"scalar for a section", ok + "media: 5\n", `config: media "5" (line 2) must be a mapping of keys`},
+		{"scalar for a list", ok + "users: bob\n", `config: users "bob" (line 2) must be a list`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

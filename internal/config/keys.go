@@ -48,6 +48,8 @@ func walk(n *yaml.Node, path string, t reflect.Type) error {
 				return err
 			}
 		}
+	case yaml.ScalarNode:
+		return checkScalar(n, path, t)
 	case yaml.SequenceNode:
 		if t.Kind() != reflect.Slice {
 			return nil
@@ -145,3 +147,37 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes d as a Go duration string.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// checkScalar decodes a scalar into a value of type t, so that a value of
+// the wrong kind is reported with its key, e.g.
+// `config: media.port_min "abc" (line 9) must be a whole number`.
+func checkScalar(n *yaml.Node, path string, t reflect.Type) error {
+	if path == "" || n.Tag == "!!null" {
+		return nil
+	}
+	v := reflect.New(t)
+	err := n.Decode(v.Interface())
+	if err == nil {
+		return nil
+	}
+	var want string
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "must be a whole number"
+		if t == reflect.TypeOf(Duration(0)) {
+			want = "is not a duration such as 30s or 5m"
+		}
+	case reflect.Bool:
+		want = "must be true or false"
+	case reflect.Float32, reflect.Float64:
+		want = "must be a number"
+	case reflect.Slice:
+		want = "must be a list"
+	case reflect.Struct, reflect.Map:
+		want = "must be a mapping of keys"
+	default:
+		want = "is not valid here: " + err.Error()
+	}
+	return fmt.Errorf("config: %s %q (line %d) %s", path, n.Value, n.Line, want)
+}
