@@ -167,8 +167,8 @@ func (t *callTable) all() []*call {
 
 // closeAndEnd refuses new calls and ends every call at once: BYE on both
 // legs of answered calls, a final response and CANCELs for ringing ones. It
-// returns when every call goroutine has.
-func (t *callTable) closeAndEnd(reason string) {
+// returns when every call goroutine has (see waitForks for force).
+func (t *callTable) closeAndEnd(reason string, force func()) {
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
@@ -177,7 +177,35 @@ func (t *callTable) closeAndEnd(reason string) {
 		wg.Go(func() { c.end(503, "system", reason) })
 	}
 	wg.Wait()
-	t.wg.Wait()
+	t.waitForks(shutdownForkGrace, force)
+}
+
+// shutdownForkGrace is how long shutdown waits for the devices that lost
+// a call to stop ringing before it gives up on their INVITEs.
+const shutdownForkGrace = 3 * time.Second
+
+// waitForks waits for every call goroutine. A device that never answered
+// our INVITE at all (a stale binding of a phone that is gone) keeps its
+// fork waiting for the INVITE transaction to time out (64*T1, 32 s),
+// since no CANCEL may be sent before a provisional response; after grace,
+// force ends such transactions.
+func (t *callTable) waitForks(grace time.Duration, force func()) {
+	done := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return
+	case <-timer.C:
+	}
+	if force != nil {
+		force()
+	}
+	<-done
 }
 
 // ActiveCalls returns the number of calls in progress.

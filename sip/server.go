@@ -262,7 +262,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case first = <-errc:
 	}
 	// End calls while the sockets can still carry their BYEs.
-	s.calls.closeAndEnd("shutdown")
+	s.calls.closeAndEnd("shutdown", s.ua.TransactionLayer().Close)
 	s.orig.closeAndEnd()
 	stopTrunks() // their unregistrations leave before the sockets close
 	udp.Close()
