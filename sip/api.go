@@ -109,7 +109,7 @@ func (r *registrar) removeBinding(ctx context.Context, id string) (bool, error) 
 	l := r.lockUser(b.User)
 	defer l.Unlock()
 	r.mu.RLock()
-	_, still := r.byUser[b.User][id]
+	still := r.findLocked(b.User, id) != nil
 	r.mu.RUnlock()
 	if !still {
 		return false, nil // removed meanwhile

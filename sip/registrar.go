@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,8 +29,11 @@ type registrar struct {
 	seed      maphash.Seed
 	userLocks [256]sync.Mutex
 
+	// byUser holds each user's bindings: a short slice (at most
+	// MaxContacts), which costs far less memory per registration than a
+	// map per user.
 	mu     sync.RWMutex
-	byUser map[string]map[string]*entry
+	byUser map[string][]*entry
 	exp    expiryHeap
 	wake   chan struct{}
 
@@ -46,7 +50,7 @@ func newRegistrar(s *Server) *registrar {
 	return &registrar{
 		s:       s,
 		seed:    maphash.MakeSeed(),
-		byUser:  map[string]map[string]*entry{},
+		byUser:  map[string][]*entry{},
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
@@ -87,42 +91,51 @@ func (r *registrar) lockUser(user string) *sync.Mutex {
 	return m
 }
 
-func (r *registrar) insertLocked(b store.Binding) {
-	m := r.byUser[b.User]
-	if m == nil {
-		m = map[string]*entry{}
-		r.byUser[b.User] = m
+// findLocked returns the binding id of user, nil if there is none.
+func (r *registrar) findLocked(user, id string) *entry {
+	for _, e := range r.byUser[user] {
+		if e.b.ID == id {
+			return e
+		}
 	}
-	if e, ok := m[b.ID]; ok {
+	return nil
+}
+
+func (r *registrar) insertLocked(b store.Binding) {
+	if e := r.findLocked(b.User, b.ID); e != nil {
 		e.b = b
 		heap.Fix(&r.exp, e.idx)
 		return
 	}
 	e := &entry{b: b}
-	m[b.ID] = e
+	r.byUser[b.User] = append(r.byUser[b.User], e)
 	heap.Push(&r.exp, e)
 }
 
 func (r *registrar) removeLocked(user, id string) (store.Binding, bool) {
-	m := r.byUser[user]
-	e, ok := m[id]
-	if !ok {
-		return store.Binding{}, false
+	es := r.byUser[user]
+	for i, e := range es {
+		if e.b.ID != id {
+			continue
+		}
+		es = slices.Delete(es, i, i+1)
+		if len(es) == 0 {
+			delete(r.byUser, user)
+		} else {
+			r.byUser[user] = es
+		}
+		heap.Remove(&r.exp, e.idx)
+		return e.b, true
 	}
-	delete(m, id)
-	if len(m) == 0 {
-		delete(r.byUser, user)
-	}
-	heap.Remove(&r.exp, e.idx)
-	return e.b, true
+	return store.Binding{}, false
 }
 
 func (r *registrar) current(user string) []store.Binding {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	m := r.byUser[user]
-	out := make([]store.Binding, 0, len(m))
-	for _, e := range m {
+	es := r.byUser[user]
+	out := make([]store.Binding, 0, len(es))
+	for _, e := range es {
 		out = append(out, e.b)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -194,8 +207,8 @@ func (r *registrar) expire(ctx context.Context, b store.Binding) {
 	l := r.lockUser(b.User)
 	defer l.Unlock()
 	r.mu.RLock()
-	e, ok := r.byUser[b.User][b.ID]
-	still := ok && !e.b.Expires.After(r.s.now())
+	e := r.findLocked(b.User, b.ID)
+	still := e != nil && !e.b.Expires.After(r.s.now())
 	r.mu.RUnlock()
 	if !still {
 		return // refreshed meanwhile

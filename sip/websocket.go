@@ -228,8 +228,8 @@ func (r *registrar) removeClosed(ctx context.Context, b store.Binding) error {
 	l := r.lockUser(b.User)
 	defer l.Unlock()
 	r.mu.RLock()
-	e, ok := r.byUser[b.User][b.ID]
-	still := ok && e.b.Source == b.Source
+	e := r.findLocked(b.User, b.ID)
+	still := e != nil && e.b.Source == b.Source
 	r.mu.RUnlock()
 	if !still {
 		return nil // refreshed from another connection meanwhile
