@@ -65,11 +65,12 @@ func BenchmarkLegHandleRTP(b *testing.B) {
 	pkt := alice.nextRTP()
 	src := alice.rtpAddr
 	leg := s.A()
-	leg.handleRTP(pkt, src, r.now()) // latch
+	var sc readerScratch
+	leg.handleRTP(&sc, pkt, src, r.now()) // latch
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
 	for b.Loop() {
-		leg.handleRTP(pkt, src, r.now())
+		leg.handleRTP(&sc, pkt, src, r.now())
 	}
 	if st := leg.Stats(); st.Dropped != 0 {
 		b.Fatalf("%d packets dropped", st.Dropped)

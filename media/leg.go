@@ -32,12 +32,15 @@ type Leg struct {
 
 	clockRates [128]atomic.Uint32 // set by SetClockRate; 0 = default
 
+	srtp atomic.Pointer[srtpLeg] // nil: plain RTP; see SetSRTP
+
 	// Written by this leg's own readers.
 	rx         rxStats // RTP reader only
 	packetsIn  atomic.Uint64
 	bytesIn    atomic.Uint64
 	rtcpIn     atomic.Uint64
 	dropped    atomic.Uint64
+	srtpFailed atomic.Uint64
 	lastPacket atomic.Int64 // relay clock, 0 = never
 	_          cpu.CacheLinePad
 	// Written by the other leg's readers, on another core: kept on another
@@ -116,6 +119,7 @@ func (l *Leg) Stats() LegStats {
 		RTCPPacketsIn:  l.rtcpIn.Load(),
 		RTCPPacketsOut: l.rtcpOut.Load(),
 		Dropped:        l.dropped.Load(),
+		SRTPFailed:     l.srtpFailed.Load(),
 		Lost:           l.rx.lostPackets(),
 		Jitter:         l.rx.jitterMillis(),
 		LatchedRTCP:    l.rtcpTarget(),
@@ -142,9 +146,10 @@ func (l *Leg) rtcpTarget() netip.AddrPort {
 
 // serve reads one of the leg's sockets until it is closed, forwarding what
 // it reads. It is started by the session and runs in its own goroutine.
-func (l *Leg) serve(conn *net.UDPConn, handle func(*Leg, []byte, netip.AddrPort, time.Duration)) {
+func (l *Leg) serve(conn *net.UDPConn, handle func(*Leg, *readerScratch, []byte, netip.AddrPort, time.Duration)) {
 	defer l.sess.wg.Done()
 	buf := make([]byte, readBufferSize)
+	var sc readerScratch
 	failures := 0
 	for {
 		n, src, err := conn.ReadFromUDPAddrPort(buf)
@@ -169,50 +174,54 @@ func (l *Leg) serve(conn *net.UDPConn, handle func(*Leg, []byte, netip.AddrPort,
 			l.dropped.Add(1)
 			continue
 		}
-		handle(l, buf[:n], src, l.sess.relay.now())
+		handle(l, &sc, buf[:n], src, l.sess.relay.now())
 	}
 }
 
-// handleRTP processes a datagram read from the RTP socket.
-func (l *Leg) handleRTP(pkt []byte, src netip.AddrPort, now time.Duration) {
+// handleRTP processes a datagram read from the RTP socket. On an SRTP leg
+// a packet is authenticated before it may latch or count as activity.
+func (l *Leg) handleRTP(sc *readerScratch, pkt []byte, src netip.AddrPort, now time.Duration) {
 	h, kind := classifyRTP(pkt)
 	if kind == kindInvalid {
 		l.dropped.Add(1)
 		return
 	}
-	if !l.acceptFrom(&l.rtp, "rtp", src, now) {
+	size := len(pkt)
+	pkt, ok := l.unprotect(sc, pkt, kind == kindRTCP, true)
+	if !ok || !l.acceptFrom(&l.rtp, "rtp", src, now) {
 		return
 	}
 	out := l.other
 	if kind == kindRTCP {
 		// RTCP multiplexed on the RTP port (RFC 5761) stays multiplexed.
 		l.rtcpIn.Add(1)
-		if l.send(out.rtpConn, out.rtp.addr(), pkt) {
+		if pkt, ok = l.protect(out, sc, pkt, true, true); ok && l.send(out.rtpConn, out.rtp.addr(), pkt) {
 			out.rtcpOut.Add(1)
 		}
 		return
 	}
 	l.packetsIn.Add(1)
-	l.bytesIn.Add(uint64(len(pkt)))
+	l.bytesIn.Add(uint64(size))
 	l.rx.update(h, now, l.clockRate(h.payloadType))
-	if l.send(out.rtpConn, out.rtp.addr(), pkt) {
+	if pkt, ok = l.protect(out, sc, pkt, false, true); ok && l.send(out.rtpConn, out.rtp.addr(), pkt) {
 		out.packetsOut.Add(1)
 		out.bytesOut.Add(uint64(len(pkt)))
 	}
 }
 
 // handleRTCP processes a datagram read from the RTCP socket.
-func (l *Leg) handleRTCP(pkt []byte, src netip.AddrPort, now time.Duration) {
+func (l *Leg) handleRTCP(sc *readerScratch, pkt []byte, src netip.AddrPort, now time.Duration) {
 	if !isRTCP(pkt) {
 		l.dropped.Add(1)
 		return
 	}
-	if !l.acceptFrom(&l.rtcp, "rtcp", src, now) {
+	pkt, ok := l.unprotect(sc, pkt, true, false)
+	if !ok || !l.acceptFrom(&l.rtcp, "rtcp", src, now) {
 		return
 	}
 	l.rtcpIn.Add(1)
 	out := l.other
-	if l.send(out.rtcpConn, out.rtcpTarget(), pkt) {
+	if pkt, ok = l.protect(out, sc, pkt, true, false); ok && l.send(out.rtcpConn, out.rtcpTarget(), pkt) {
 		out.rtcpOut.Add(1)
 	}
 }

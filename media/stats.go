@@ -22,8 +22,12 @@ type LegStats struct {
 	// Dropped counts datagrams that arrived on this leg's ports and were not
 	// forwarded: not RTP/RTCP version 2, oversized, from a source other than
 	// the latched one (which stops RTP injection), no destination known yet
-	// on the other leg, or a failed send.
+	// on the other leg, or a failed send, or SRTP that failed to decrypt.
 	Dropped uint64
+	// SRTPFailed counts SRTP and SRTCP packets from the peer that failed
+	// authentication or replay checks (see [Leg.SetSRTP]); they are also in
+	// Dropped.
+	SRTPFailed uint64
 	// Lost is the cumulative number of RTP packets lost from the peer, computed
 	// from sequence numbers as in RFC 3550 §A.3 (expected minus received,
 	// sequence wrap handled, never negative). It adds up across SSRC changes
