@@ -71,6 +71,8 @@ type call struct {
 	// browsers holds the bridges of the legs that face browsers.
 	browserA bool
 	browsers [2]BrowserLeg
+	// sdes is each leg's SRTP keying (srtp.go); guarded by mu.
+	sdes [2]sdesLeg
 	// earlyAnswer is the answer a calling browser got with early media
 	// (183); the 2xx repeats it.
 	earlyAnswer []byte
@@ -266,7 +268,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 404, "Not Found")
 		return
 	}
-	offer, audio, offerInfo, browserA, err := parseOffer(req.Body())
+	offer, audio, offerInfo, browserA, err := parseCallerOffer(req.Body())
 	if len(req.Body()) == 0 {
 		s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "an SDP offer is required in the INVITE"`))
 		return
@@ -323,7 +325,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.sdpVer = 1
 	var offerB []byte
 	if !browserA {
-		offerB, err = rewriteSDP(offer, audio, media.Addr(), media.Port(LegB), c.sdpVer)
+		if err = c.secureSDP(LegA, LegB, offer, audio, offerInfo); err == nil {
+			offerB, err = rewriteSDP(offer, audio, media.Addr(), media.Port(LegB), c.sdpVer)
+		}
 		if err != nil {
 			c.failSetup(488, "system", err.Error())
 			return
@@ -688,7 +692,10 @@ func (c *call) failSetup(status int, by, reason string) {
 // answerForA rewrites a callee's SDP answer for the caller, and points the
 // relay's B leg at the callee.
 func (c *call) answerForA(body []byte) ([]byte, bool) {
-	sd, audio, info, err := parseSDP(body)
+	sd, audio, info, err := parseSDPSecure(body)
+	if err == nil {
+		err = c.secureSDP(LegB, LegA, sd, audio, info)
+	}
 	if err != nil {
 		c.log.Warn("callee SDP unusable", "error", err)
 		return nil, false
@@ -1121,7 +1128,10 @@ func (c *call) passOffer(from Leg, req *sip.Request, tx sip.ServerTransaction) {
 // rewriteFor takes an SDP that the peer of leg from sent, points the relay
 // at it, and rewrites it for the peer of leg to.
 func (c *call) rewriteFor(from, to Leg, body []byte, ver uint64) ([]byte, bool) {
-	sd, audio, info, err := parseSDP(body)
+	sd, audio, info, err := parseSDPSecure(body)
+	if err == nil {
+		err = c.secureSDP(from, to, sd, audio, info)
+	}
 	if err != nil {
 		c.log.Info("unusable SDP", "from", from.String(), "error", err)
 		return nil, false

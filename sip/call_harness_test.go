@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -67,6 +68,11 @@ func (a sessionAdapter) SetRemote(l Leg, rtp, rtcp netip.AddrPort) {
 	if rtcp.IsValid() {
 		leg.SetRemoteRTCP(rtcp)
 	}
+}
+
+// SetSRTP makes leg terminate SRTP (see media.Leg.SetSRTP).
+func (a sessionAdapter) SetSRTP(l Leg, suite string, remoteKey, localKey []byte) error {
+	return a.leg(l).SetSRTP(suite, remoteKey, localKey)
 }
 
 func (a sessionAdapter) Stats(l Leg) MediaStats {
@@ -289,6 +295,9 @@ type phoneOpts struct {
 	bind string
 	// setup, when set, may replace the phone's request handlers.
 	setup func(*sipgo.Server)
+	// srtpKey, when set, makes the phone offer and answer RTP/SAVP with
+	// this SDES key (AES_CM_128_HMAC_SHA1_80).
+	srtpKey []byte
 }
 
 // testPhone is a softphone: a sipgo user agent with its own SIP socket
@@ -305,6 +314,7 @@ type testPhone struct {
 	rtpConn    *net.UDPConn
 	rtpAddr    netip.AddrPort // where the phone really receives RTP
 	sdpPort    int            // the RTP port it advertises
+	srtpKey    []byte         // see phoneOpts
 	rtpIn      chan rtpPacket
 
 	closed    chan struct{}
@@ -342,7 +352,7 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 		o.transport = "UDP"
 	}
 	p := &testPhone{
-		t: t, user: user, pass: pass, transport: o.transport,
+		t: t, user: user, pass: pass, transport: o.transport, srtpKey: o.srtpKey,
 		closed: make(chan struct{}), changed: make(chan struct{}),
 		consumed: map[sip.RequestMethod]int{}, plan: planAnswer,
 		uas: map[string]*sipgo.DialogServerSession{}, uac: map[string]*sipgo.DialogClientSession{},
@@ -491,14 +501,19 @@ func (p *testPhone) offer(dir string) []byte {
 	v := p.sdpVer
 	p.mu.Unlock()
 	ip := p.rtpAddr.Addr()
+	profile, crypto := "RTP/AVP", ""
+	if p.srtpKey != nil {
+		profile = "RTP/SAVP"
+		crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.StdEncoding.EncodeToString(p.srtpKey) + "\r\n"
+	}
 	return []byte(fmt.Sprintf("v=0\r\no=%s 1000 %d IN IP4 %s\r\ns=test\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"+
-		"a=fmtp:101 0-16\r\na=ptime:20\r\na=%s\r\n", p.user, v, ip, ip, p.sdpPort, dir))
+		"m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"+
+		"a=fmtp:101 0-16\r\na=ptime:20\r\na=%s\r\n%s", p.user, v, ip, ip, p.sdpPort, profile, dir, crypto))
 }
 
 // learnSDP remembers where the far side (the relay) wants RTP.
 func (p *testPhone) learnSDP(body []byte) (netip.AddrPort, mediaInfo) {
-	_, _, info, err := parseSDP(body)
+	_, _, info, err := parseSDPSecure(body)
 	if err != nil {
 		p.t.Errorf("phone %s got unusable SDP: %v\n%s", p.user, err, body)
 		return netip.AddrPort{}, info

@@ -20,6 +20,10 @@ type mediaInfo struct {
 	Codecs []string
 	// Direction is sendrecv, sendonly, recvonly or inactive.
 	Direction string
+	// Secure is set for an RTP/SAVP (or SAVPF) stream, whose keys are in
+	// Crypto (RFC 4568); only parseSDPSecure accepts one.
+	Secure bool
+	Crypto []cryptoLine
 }
 
 // errSDP reports an offer or answer we cannot anchor.
@@ -27,8 +31,19 @@ type errSDP struct{ why string }
 
 func (e *errSDP) Error() string { return "sdp: " + e.why }
 
-// parseSDP reads the first audio stream of body.
+// parseSDP reads the first audio stream of body, which must be plain
+// RTP/AVP.
 func parseSDP(body []byte) (*sdp.SessionDescription, int, mediaInfo, error) {
+	return parseSDPMode(body, false)
+}
+
+// parseSDPSecure is parseSDP that also accepts RTP/SAVP with SDES keys,
+// for the paths that terminate SRTP (see srtp.go).
+func parseSDPSecure(body []byte) (*sdp.SessionDescription, int, mediaInfo, error) {
+	return parseSDPMode(body, true)
+}
+
+func parseSDPMode(body []byte, secure bool) (*sdp.SessionDescription, int, mediaInfo, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(string(body)); err != nil {
 		return nil, 0, mediaInfo{}, &errSDP{why: err.Error()}
@@ -44,10 +59,13 @@ func parseSDP(body []byte) (*sdp.SessionDescription, int, mediaInfo, error) {
 		return nil, 0, mediaInfo{}, &errSDP{why: "no audio stream"}
 	}
 	m := sd.MediaDescriptions[idx]
-	if p := m.MediaName.Protos; len(p) != 2 || p[0] != "RTP" || (p[1] != "AVP" && p[1] != "AVPF") {
-		return nil, 0, mediaInfo{}, &errSDP{why: "audio transport " + strings.Join(p, "/") + " is not RTP/AVP"}
-	}
 	var info mediaInfo
+	if p := m.MediaName.Protos; len(p) != 2 || p[0] != "RTP" || (p[1] != "AVP" && p[1] != "AVPF") {
+		if !secure || len(p) != 2 || p[0] != "RTP" || (p[1] != "SAVP" && p[1] != "SAVPF") {
+			return nil, 0, mediaInfo{}, &errSDP{why: "audio transport " + strings.Join(p, "/") + " is not RTP/AVP"}
+		}
+		info.Secure = true
+	}
 	conn := m.ConnectionInformation
 	if conn == nil {
 		conn = sd.ConnectionInformation
@@ -77,6 +95,12 @@ func parseSDP(body []byte) (*sdp.SessionDescription, int, mediaInfo, error) {
 			pt, enc, ok := strings.Cut(a.Value, " ")
 			if ok {
 				rtpmap[pt] = enc
+			}
+		case "crypto":
+			if info.Secure {
+				if cl, ok := parseCrypto(a.Value); ok {
+					info.Crypto = append(info.Crypto, cl)
+				}
 			}
 		case "rtcp":
 			// a=rtcp:<port> [IN IP4 <addr>] (RFC 3605 §2.1)

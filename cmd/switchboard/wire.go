@@ -77,6 +77,11 @@ func (a *sessionAdapter) SetRemote(l sip.Leg, rtp, rtcp netip.AddrPort) {
 	}
 }
 
+// SetSRTP makes leg terminate SRTP (see media.Leg.SetSRTP).
+func (a *sessionAdapter) SetSRTP(l sip.Leg, suite string, remoteKey, localKey []byte) error {
+	return a.leg(l).SetSRTP(suite, remoteKey, localKey)
+}
+
 func (a *sessionAdapter) Stats(l sip.Leg) sip.MediaStats {
 	st := a.leg(l).Stats()
 	return sip.MediaStats{
