@@ -336,6 +336,9 @@ if ! skip relay; then
 	rcmd="bin/rtpload sweep --calls $RELAY_CALLS --duration ${RELAY_SECS}s --warmup 1s --json"
 	command_of relay switchboard "$rcmd --relay switchboard"
 	command_of relay rtpengine "$rcmd --relay rtpengine (rtpengine --table=-1: userspace forwarding)"
+	# The ng driver works against the installed rtpengine before it is measured.
+	go test -tags rtpengine -count=1 -run TestGenRTPEngine ./cmd/rtpload >"$work/rtpengine-test.log" 2>&1 ||
+		{ cat "$work/rtpengine-test.log" >&2; exit 1; }
 	for rep in $(seq "$REPS"); do
 		for sys in switchboard rtpengine; do
 			bin/rtpload sweep --calls "$RELAY_CALLS" --duration "${RELAY_SECS}s" --warmup 1s --relay $sys --json \

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -219,31 +218,5 @@ func TestRelayConfig(t *testing.T) {
 				t.Fatalf("relayConfig(%q, %q) = %v, want ok=%v", tt.addr, tt.ports, err, tt.ok)
 			}
 		})
-	}
-}
-
-// TestGenRTPEngine runs a short load through rtpengine, driven over its ng
-// protocol. rtpengine is installed by scripts/bench-deps.sh for `make bench`
-// only, so the test needs it on PATH.
-func TestGenRTPEngine(t *testing.T) {
-	if _, err := exec.LookPath("rtpengine"); err != nil {
-		t.Skip("rtpengine is not installed (scripts/bench-deps.sh installs it for make bench)")
-	}
-	defer goleak.VerifyNone(t)
-	const calls = 10
-	lo, hi := freePorts(t, 8*calls)
-	cfg := genConfig{Calls: calls, Relay: relayRTPEngine, Duration: 500 * time.Millisecond,
-		Warmup: 300 * time.Millisecond, Drain: 200 * time.Millisecond, Ports: fmt.Sprintf("%d-%d", lo, hi)}
-	var stderr bytes.Buffer
-	res, err := runGen(t.Context(), cfg, &stderr)
-	if err != nil {
-		t.Fatalf("runGen: %v\nrtpengine stderr: %s", err, stderr.String())
-	}
-	if res.Sent == 0 || res.Lost != 0 || res.Received != res.Sent || res.Misrouted != 0 {
-		t.Errorf("sent=%d received=%d lost=%d misrouted=%d, want every packet to reach the right phone",
-			res.Sent, res.Received, res.Lost, res.Misrouted)
-	}
-	if res.RelayPPSIn < 0.4*2*calls*50 || res.RelayCPU <= 0 || res.RSSBeforeKiB <= 0 {
-		t.Errorf("relay pps=%.0f cpu=%.1f%% rss=%d: rtpengine's counters were not read", res.RelayPPSIn, res.RelayCPU, res.RSSBeforeKiB)
 	}
 }
