@@ -204,7 +204,7 @@ func (s *Server) Run(ctx context.Context) error {
 	addr := s.cfg.Listen.String()
 	udp, err := net.ListenPacket("udp", addr)
 	if err != nil {
-		return fmt.Errorf("sip: listen udp %s: %w", addr, err)
+		return fmt.Errorf("sip.listen %s: %w", addr, err)
 	}
 	// A burst of requests must not overflow the kernel's default receive
 	// buffer (about 200 KiB): every dropped datagram costs a retransmission
@@ -221,7 +221,7 @@ func (s *Server) Run(ctx context.Context) error {
 	tcp, err := net.Listen("tcp", tcpAddr)
 	if err != nil {
 		udp.Close()
-		return fmt.Errorf("sip: listen tcp %s: %w", tcpAddr, err)
+		return fmt.Errorf("sip.listen %s: %w", tcpAddr, err)
 	}
 	tlsLn, err := s.listenTLS()
 	if err != nil {

@@ -242,7 +242,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("web: listen %s: %w", s.cfg.Listen, err)
+		return fmt.Errorf("web.listen %s: %w", s.cfg.Listen, err)
 	}
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
