@@ -157,6 +157,26 @@ func (c *child) api(path string, out any) error {
 }
 
 // waitAnswered waits until n calls are answered.
+// waitAnswerStored waits until the newest call record has its answer time.
+func (c *child) waitAnswerStored(d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var list struct {
+			Items []struct {
+				AnsweredAt *time.Time `json:"answered_at"`
+			} `json:"items"`
+		}
+		if err := c.api("/api/v1/records?limit=1", &list); err == nil && len(list.Items) == 1 && list.Items[0].AnsweredAt != nil && !list.Items[0].AnsweredAt.IsZero() {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no answer time stored within %s", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (c *child) waitAnswered(n int, d time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(d)
@@ -405,6 +425,9 @@ func TestKill9KeepsRegistrationsAndRecords(t *testing.T) {
 	defer cancel()
 	startHeldCall(t, ctx, dir, sipPort, 30*time.Second)
 	c.waitAnswered(1, 15*time.Second)
+	// The answer time is stored once the caller has ACKed the 200, a
+	// moment after the call is listed as answered: kill after that.
+	c.waitAnswerStored(15 * time.Second)
 	c.signal(syscall.SIGKILL)
 	if code := c.wait(10 * time.Second); code == 0 {
 		t.Fatal("SIGKILL exited 0")
