@@ -38,6 +38,9 @@ var (
 	ErrUnknownUser = errors.New("sip: no such user")
 	// ErrNotRegistered reports a caller with no registered device.
 	ErrNotRegistered = errors.New("sip: user has no registered device")
+	// ErrNoRoute reports a number that is neither a user nor routed to a
+	// trunk the caller may use.
+	ErrNoRoute = errors.New("sip: no user or trunk for the number")
 	// ErrStopping reports a server that no longer takes calls.
 	ErrStopping = errors.New("sip: server is stopping")
 )
@@ -106,6 +109,13 @@ func (s *Server) Originate(ctx context.Context, from, to string) (OriginateInfo,
 	if len(bindings) == 0 {
 		return OriginateInfo{}, fmt.Errorf("%w: %q", ErrNotRegistered, from)
 	}
+	// Ringing the caller for a number nobody can reach would only end in
+	// a dropped call: refuse it up front.
+	if ok, err := s.routable(ctx, from, to); err != nil {
+		return OriginateInfo{}, err
+	} else if !ok {
+		return OriginateInfo{}, fmt.Errorf("%w: %q", ErrNoRoute, to)
+	}
 	o := &origCall{s: s, id: "orig-" + uuid.NewString(), from: from, to: to, start: s.now(), state: "ringing"}
 	o.log = s.log.With("originate_id", o.id, "from", from, "to", to)
 	media, err := s.relay.Open(o.id)
@@ -131,6 +141,20 @@ func (s *Server) Originate(ctx context.Context, from, to string) (OriginateInfo,
 		o.run(bindings, u.DisplayName)
 	}()
 	return o.info(), nil
+}
+
+// routable tells whether a call from user to number has somewhere to go: a
+// user of ours, or a trunk that takes the number from this user.
+func (s *Server) routable(ctx context.Context, user, number string) (bool, error) {
+	if _, ok, err := s.users.get(ctx, number); err != nil || ok {
+		return ok, err
+	}
+	for _, t := range s.trunks.list() {
+		if _, ok := t.Route(user, number); ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Originates lists the click-to-calls in progress.

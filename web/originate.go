@@ -14,6 +14,9 @@ var (
 	// ErrConflict reports a request the current state does not allow,
 	// such as calling from a user with no registered device (409).
 	ErrConflict = errors.New("web: conflict")
+	// ErrNoRoute reports a number that is neither a user nor reachable
+	// through a trunk (404).
+	ErrNoRoute = errors.New("web: no route")
 	// ErrUnavailable reports a server that does not take the request now,
 	// such as one that is stopping (503).
 	ErrUnavailable = errors.New("web: unavailable")
@@ -58,13 +61,15 @@ func (s *Server) registerOriginate(api huma.API) {
 	o.DefaultStatus = http.StatusAccepted
 	o.Description = "Rings every registered device of `from`. When one answers, calls `to` from it, as if its user had dialled, " +
 		"and connects the two. Answers at once with 202; the call appears in GET /api/v1/calls (call_id) once `from` answered, " +
-		"and its events and record are those of any call. 404: `from` is not a user; 409: `from` has no registered device."
+		"and its events and record are those of any call. 404: `from` is not a user, or `to` is neither a user nor a number a trunk takes from `from`; 409: `from` has no registered device."
 	huma.Register(api, o, func(ctx context.Context, in *originateInput) (*originateOutput, error) {
 		if s.orig == nil {
 			return nil, huma.Error503ServiceUnavailable("click-to-call is not available")
 		}
 		res, err := s.orig.Originate(ctx, in.Body.From, in.Body.To)
 		switch {
+		case errors.Is(err, ErrNoRoute):
+			return nil, huma.Error404NotFound("no user or trunk route for " + quote(in.Body.To))
 		case errors.Is(err, ErrNotFound):
 			return nil, huma.Error404NotFound("user " + quote(in.Body.From) + " not found")
 		case errors.Is(err, ErrConflict):

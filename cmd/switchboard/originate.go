@@ -17,6 +17,8 @@ func (a *app) Originate(ctx context.Context, from, to string) (web.Originate, er
 	switch {
 	case errors.Is(err, sip.ErrUnknownUser):
 		return web.Originate{}, fmt.Errorf("%w (%w)", web.ErrNotFound, err)
+	case errors.Is(err, sip.ErrNoRoute):
+		return web.Originate{}, fmt.Errorf("%w (%w)", web.ErrNoRoute, err)
 	case errors.Is(err, sip.ErrNotRegistered):
 		return web.Originate{}, fmt.Errorf("%w (%w)", web.ErrConflict, err)
 	case errors.Is(err, sip.ErrStopping):

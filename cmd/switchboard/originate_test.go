@@ -88,6 +88,11 @@ func TestOriginate(t *testing.T) {
 	var p apiProblem
 	e.api("POST", "/api/v1/calls", map[string]string{"from": "9999", "to": "1002"}, 404, &p)
 	e.api("POST", "/api/v1/calls", map[string]string{"from": "1003", "to": "1002"}, 409, &p)
+	// A number nobody can reach is refused before the caller's phone rings.
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1001", "to": "9999"}, 404, &p)
+	if !strings.Contains(p.Detail, `"9999"`) {
+		t.Fatalf("404 for an unreachable number: %+v", p)
+	}
 	e.api("POST", "/api/v1/calls", map[string]string{"from": "10 01", "to": ""}, 422, &p)
 	if loc := p.locations(); len(loc) != 2 {
 		t.Fatalf("422 locations %v", loc)
