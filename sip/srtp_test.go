@@ -49,7 +49,7 @@ func relayKey(t *testing.T, who string, body []byte) []byte {
 // srtpAudio sends n SRTP packets under key from one phone to the relay and
 // checks the other phone decrypts every one intact under the relay key it
 // was given. A nil key is a plain RTP phone on that side.
-func srtpAudio(t *testing.T, e *callEnv, from, to *testPhone, key, toRelayKey []byte, n int) {
+func srtpAudio(t *testing.T, e *callEnv, from, to *testPhone, key, toRelayKey []byte, n int, seq0 uint16) {
 	t.Helper()
 	dst := from.mediaDst()
 	if !e.inRelayRange(dst) {
@@ -65,7 +65,7 @@ func srtpAudio(t *testing.T, e *callEnv, from, to *testPhone, key, toRelayKey []
 	to.drainRTP()
 	tag := from.user[len(from.user)-1]
 	for i := range n {
-		seq := uint16(100 + i)
+		seq := seq0 + uint16(i)
 		plain, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq,
 			Timestamp: uint32(seq) * 160, SSRC: ssrcOf(from.user)}, Payload: pcmu(tag, seq)}).Marshal()
 		if err != nil {
@@ -146,8 +146,25 @@ func TestCallSRTP(t *testing.T) {
 		t.Errorf("caller's answer is not RTP/SAVP:\n%s", oc.answer)
 	}
 
-	srtpAudio(t, e, a, b, keyA, relayB, 30)
-	srtpAudio(t, e, b, a, keyB, relayA, 30)
+	srtpAudio(t, e, a, b, keyA, relayB, 30, 100)
+	srtpAudio(t, e, b, a, keyB, relayA, 30, 100)
+
+	// A re-INVITE with the same key: each phone keeps its relay key and
+	// audio goes on.
+	req := sip.NewRequest(sip.INVITE, oc.d.InviteResponse.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(a.offer("sendrecv"))
+	res := oc.do(req)
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %d", res.StatusCode)
+	}
+	re := b.expect(sip.INVITE, time.Second)
+	b.expect(sip.ACK, 2*time.Second)
+	if !bytes.Equal(relayKey(t, "caller", res.Body()), relayA) || !bytes.Equal(relayKey(t, "callee", re.Body()), relayB) {
+		t.Fatal("a re-INVITE changed the relay's keys")
+	}
+	srtpAudio(t, e, a, b, keyA, relayB, 30, 200)
+	srtpAudio(t, e, b, a, keyB, relayA, 30, 200)
 
 	oc.hangup()
 	b.expect(sip.BYE, 2*time.Second)
@@ -173,8 +190,8 @@ func TestCallSRTPToPlainPhone(t *testing.T) {
 	if bytes.Equal(relayA, keyA) || bytes.Equal(relayB, keyA) {
 		t.Fatal("the caller's key was passed on")
 	}
-	srtpAudio(t, e, a, b, keyA, nil, 30)
-	srtpAudio(t, e, b, a, nil, relayA, 30)
+	srtpAudio(t, e, a, b, keyA, nil, 30, 100)
+	srtpAudio(t, e, b, a, nil, relayA, 30, 100)
 	oc.hangup()
 	b.expect(sip.BYE, 2*time.Second)
 	e.waitIdle(t)
