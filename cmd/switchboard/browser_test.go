@@ -85,6 +85,28 @@ type rtpPhone struct {
 	got  map[uint8]int
 }
 
+// deskPhone registers a SIP phone as 1001 (alice-1001) and gives it an RTP
+// endpoint for its media.
+func (e *browserEnv) deskPhone(t *testing.T) (*sipPhone, *rtpPhone) {
+	t.Helper()
+	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
+	if code := phone.register(300); code != 200 {
+		t.Fatalf("phone REGISTER: %d", code)
+	}
+	return phone, newRTPPhone(t)
+}
+
+// dialDeskPhone dials 1001 from the page and returns the INVITE the phone
+// gets, where its media must go and the telephone-event type offered.
+func dialDeskPhone(t *testing.T, page *browsertest.Page, phone *sipPhone) (*sipMsg, *net.UDPAddr, int) {
+	t.Helper()
+	page.Fill("dial-number", "1001")
+	page.Click("call-button")
+	inv := phone.readRequest("INVITE")
+	dst, event := plainTarget(t, inv.body)
+	return inv, dst, event
+}
+
 func newRTPPhone(t *testing.T) *rtpPhone {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -226,17 +248,10 @@ func waitAtLeast(t *testing.T, what string, n int, count func() int) {
 // RFC 4733 events, and the page hangs up.
 func TestBrowserCallsPhone(t *testing.T) {
 	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
-	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
-	if code := phone.register(300); code != 200 {
-		t.Fatalf("phone REGISTER: %d", code)
-	}
-	media := newRTPPhone(t)
+	phone, media := e.deskPhone(t)
 	page := e.signIn(t, "1003", "carol-1003")
 
-	page.Fill("dial-number", "1001")
-	page.Click("call-button")
-	inv := phone.readRequest("INVITE")
-	dst, event := plainTarget(t, inv.body)
+	inv, dst, event := dialDeskPhone(t, page, phone)
 	if event == 0 {
 		t.Fatalf("no telephone-event offered to the phone:\n%s", inv.body)
 	}
@@ -482,19 +497,12 @@ func TestBrowserOverHTTPS(t *testing.T) {
 	}
 	e := &browserEnv{server: s, base: "https://" + cfg.Web.Listen, browser: browsertest.Start(t, browsertest.IgnoreCertErrors())}
 
-	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
-	if code := phone.register(300); code != 200 {
-		t.Fatalf("phone REGISTER: %d", code)
-	}
-	media := newRTPPhone(t)
+	phone, media := e.deskPhone(t)
 	page := e.signIn(t, "1003", "carol-1003")
 	if url := browsertest.Eval[string](page, `window.switchboard.ua.url`); !strings.HasPrefix(url, "wss://") {
 		t.Fatalf("page connected to %s, want wss://", url)
 	}
-	page.Fill("dial-number", "1001")
-	page.Click("call-button")
-	inv := phone.readRequest("INVITE")
-	dst, event := plainTarget(t, inv.body)
+	inv, dst, event := dialDeskPhone(t, page, phone)
 	phone.respond(inv, 200, phoneSDP(media.port(), event))
 	phone.readRequest("ACK")
 	media.send(dst)
@@ -509,16 +517,9 @@ func TestBrowserOverHTTPS(t *testing.T) {
 // without waiting for the browser's media to time out.
 func TestBrowserTabClosedEndsCall(t *testing.T) {
 	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
-	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
-	if code := phone.register(300); code != 200 {
-		t.Fatalf("phone REGISTER: %d", code)
-	}
-	media := newRTPPhone(t)
+	phone, media := e.deskPhone(t)
 	page := e.signIn(t, "1003", "carol-1003")
-	page.Fill("dial-number", "1001")
-	page.Click("call-button")
-	inv := phone.readRequest("INVITE")
-	dst, event := plainTarget(t, inv.body)
+	inv, dst, event := dialDeskPhone(t, page, phone)
 	phone.respond(inv, 200, phoneSDP(media.port(), event))
 	phone.readRequest("ACK")
 	media.send(dst)
@@ -541,16 +542,9 @@ func TestBrowserCallOnSharedICEPort(t *testing.T) {
 	port := freePort(t)
 	e := startBrowserEnvExtra(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"},
 		fmt.Sprintf("media:\n  webrtc_port: %d\n", port))
-	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
-	if code := phone.register(300); code != 200 {
-		t.Fatalf("phone REGISTER: %d", code)
-	}
-	media := newRTPPhone(t)
+	phone, media := e.deskPhone(t)
 	page := e.signIn(t, "1003", "carol-1003")
-	page.Fill("dial-number", "1001")
-	page.Click("call-button")
-	inv := phone.readRequest("INVITE")
-	dst, event := plainTarget(t, inv.body)
+	inv, dst, event := dialDeskPhone(t, page, phone)
 	phone.respond(inv, 200, phoneSDP(media.port(), event))
 	phone.readRequest("ACK")
 	media.send(dst)
@@ -569,16 +563,9 @@ func TestBrowserCallOnSharedICEPort(t *testing.T) {
 // calling browser before the answer, and the call goes on after it.
 func TestBrowserHearsEarlyMedia(t *testing.T) {
 	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
-	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
-	if code := phone.register(300); code != 200 {
-		t.Fatalf("phone REGISTER: %d", code)
-	}
-	media := newRTPPhone(t)
+	phone, media := e.deskPhone(t)
 	page := e.signIn(t, "1003", "carol-1003")
-	page.Fill("dial-number", "1001")
-	page.Click("call-button")
-	inv := phone.readRequest("INVITE")
-	dst, event := plainTarget(t, inv.body)
+	inv, dst, event := dialDeskPhone(t, page, phone)
 	phone.respond(inv, 183, phoneSDP(media.port(), event))
 	media.send(dst)
 	page.WaitText("call-state", "Ringing")
