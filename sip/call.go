@@ -575,17 +575,24 @@ func (c *call) respondA(res *sip.Response) {
 // forkRequest builds the INVITE to one device, sent to where its REGISTER
 // came from (NAT) over the same transport.
 func (c *call) forkRequest(b store.Binding, offerB []byte, fromName, fromTag string, target store.User) (*sip.Request, error) {
-	s := c.s
+	from := sip.Uri{Scheme: "sip", User: c.rec.Caller, Host: c.s.cfg.Domain}
+	to := sip.Uri{Scheme: "sip", User: c.rec.Callee, Host: c.s.cfg.Domain}
+	return c.s.deviceInvite(b, fromName, from, fromTag, target.DisplayName, to, offerB)
+}
+
+// deviceInvite builds a new INVITE to one registered device: to its
+// Contact, sent to where its REGISTER came from (NAT) over the same
+// transport, with body as the SDP offer.
+func (s *Server) deviceInvite(b store.Binding, fromName string, fromURI sip.Uri, fromTag, toName string, toURI sip.Uri, body []byte) (*sip.Request, error) {
 	var ruri sip.Uri
 	if err := sip.ParseUri(b.Contact, &ruri); err != nil {
 		return nil, err
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
-	from := sip.FromHeader{DisplayName: fromName, Address: sip.Uri{Scheme: "sip", User: c.rec.Caller, Host: s.cfg.Domain}, Params: sip.NewParams()}
+	from := sip.FromHeader{DisplayName: fromName, Address: fromURI, Params: sip.NewParams()}
 	from.Params.Add("tag", fromTag)
 	req.AppendHeader(&from)
-	to := sip.ToHeader{DisplayName: target.DisplayName, Address: sip.Uri{Scheme: "sip", User: c.rec.Callee, Host: s.cfg.Domain}, Params: sip.NewParams()}
-	req.AppendHeader(&to)
+	req.AppendHeader(&sip.ToHeader{DisplayName: toName, Address: toURI, Params: sip.NewParams()})
 	cid := sip.CallIDHeader(uuid.NewString())
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
@@ -593,7 +600,7 @@ func (c *call) forkRequest(b store.Binding, offerB []byte, fromName, fromTag str
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(offerB)
+	req.SetBody(body)
 	req.SetDestination(b.Source)
 	req.SetTransport(b.Transport)
 	return req, nil

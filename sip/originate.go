@@ -369,26 +369,9 @@ func (o *origCall) ringCaller(bindings []store.Binding) (*sipgo.DialogClientSess
 // To (what the device's user asked to be connected to).
 func (o *origCall) inviteFor(b store.Binding, offer []byte, fromTag string) (*sip.Request, error) {
 	s := o.s
-	var ruri sip.Uri
-	if err := sip.ParseUri(b.Contact, &ruri); err != nil {
-		return nil, err
-	}
-	req := sip.NewRequest(sip.INVITE, ruri)
-	from := sip.FromHeader{DisplayName: "Call " + o.to, Address: sip.Uri{Scheme: "sip", User: o.to, Host: s.cfg.Domain}, Params: sip.NewParams()}
-	from.Params.Add("tag", fromTag)
-	req.AppendHeader(&from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: o.from, Host: s.cfg.Domain}, Params: sip.NewParams()})
-	cid := sip.CallIDHeader(uuid.NewString())
-	req.AppendHeader(&cid)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-	req.AppendHeader(s.contactFor(b.Transport))
-	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(offer)
-	req.SetDestination(b.Source)
-	req.SetTransport(b.Transport)
-	return req, nil
+	from := sip.Uri{Scheme: "sip", User: o.to, Host: s.cfg.Domain}
+	to := sip.Uri{Scheme: "sip", User: o.from, Host: s.cfg.Domain}
+	return s.deviceInvite(b, "Call "+o.to, from, fromTag, "", to, offer)
 }
 
 // callCallee places the call From → To through the server itself, with
