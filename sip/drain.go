@@ -22,9 +22,7 @@ const drainPoll = 50 * time.Millisecond
 // are still served. Drain returns ctx's error when calls were still up;
 // ending them (BYE on both legs) is Run's job once its context ends.
 func (s *Server) Drain(ctx context.Context) error {
-	if s.draining.CompareAndSwap(false, true) {
-		s.log.Info("draining: new calls refused", "active_calls", s.ActiveCalls())
-	}
+	s.RefuseNew()
 	t := time.NewTicker(drainPoll)
 	defer t.Stop()
 	for s.ActiveCalls() > 0 {
@@ -36,6 +34,15 @@ func (s *Server) Drain(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// RefuseNew makes new calls and OPTIONS get 503 from now on, as Drain
+// does first. Calling it before anything reports the server not ready
+// keeps the two views consistent.
+func (s *Server) RefuseNew() {
+	if s.draining.CompareAndSwap(false, true) {
+		s.log.Info("draining: new calls refused", "active_calls", s.ActiveCalls())
+	}
 }
 
 // Draining reports whether Drain has been called.

@@ -78,6 +78,9 @@ func (l *lifecycle) run(ctx context.Context, sipSrv *sip.Server, webSrv *web.Ser
 			// Reload logs its outcome; a refused file changes nothing.
 			_, _ = reload.Reload(ctx)
 		case <-l.drain:
+			// SIP refuses new work before /readyz says so: whoever sees
+			// "not ready" finds OPTIONS and INVITE refused too.
+			sipSrv.RefuseNew()
 			webSrv.SetReady(false)
 			log.Info("stopping: draining calls", "active_calls", sipSrv.ActiveCalls(), "drain_timeout", drainTimeout.String())
 			dctx, cancel := context.WithTimeout(ctx, drainTimeout)
