@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -64,21 +63,7 @@ func TestAdminPage(t *testing.T) {
 	if code := bob.register(300); code != 200 {
 		t.Fatalf("bob REGISTER: %d", code)
 	}
-	inv := alice.invite("1002")
-	in := bob.readRequest("INVITE")
-	bob.respond(in, 180, "")
-	alice.read("180 Ringing", func(m *sipMsg) bool { return m.status == 180 })
-	bob.respond(in, 200, testSDP(bob.conn.LocalAddr().(*net.UDPAddr).Port+1000))
-	if res := alice.finalResponse(inv); res.status != 200 {
-		t.Fatalf("call: %d", res.status)
-	}
-	bob.readRequest("ACK")
-	var calls web.Page[web.Call]
-	e.api("GET", "/api/v1/calls", nil, 200, &calls)
-	if len(calls.Items) != 1 {
-		t.Fatalf("calls %+v", calls)
-	}
-	id := calls.Items[0].ID
+	id := upCall(t, e, alice, bob)
 	p.WaitText("call-row-"+id, "answered")
 	p.WaitText("calls-count", "(1)")
 

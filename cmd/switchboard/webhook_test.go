@@ -164,9 +164,9 @@ func hookConfig(r *hookReceiver) string {
 	return fmt.Sprintf("webhooks:\n  - {url: %q, secret: %q}\n", r.url(), hookSecret)
 }
 
-// answeredCall has alice call bob, bob ring and answer, and the API hang
-// up the call; it returns the call's ID.
-func answeredCall(t *testing.T, e *apiEnv, alice, bob *sipPhone) string {
+// upCall has alice call bob, bob ring and answer, and returns the ID of
+// the call, the only one up.
+func upCall(t *testing.T, e *apiEnv, alice, bob *sipPhone) string {
 	t.Helper()
 	inv := alice.invite("1002")
 	in := bob.readRequest("INVITE")
@@ -183,7 +183,14 @@ func answeredCall(t *testing.T, e *apiEnv, alice, bob *sipPhone) string {
 	if len(calls.Items) != 1 {
 		t.Fatalf("calls %+v", calls)
 	}
-	id := calls.Items[0].ID
+	return calls.Items[0].ID
+}
+
+// answeredCall has alice call bob, bob ring and answer, and the API hang
+// up the call; it returns the call's ID.
+func answeredCall(t *testing.T, e *apiEnv, alice, bob *sipPhone) string {
+	t.Helper()
+	id := upCall(t, e, alice, bob)
 	hungUp := make(chan error, 1)
 	go func() {
 		res, _, err := e.send("DELETE", "/api/v1/calls/"+id, "Bearer "+apiToken, nil)
@@ -379,21 +386,7 @@ func TestWebhookEventsSurviveKill(t *testing.T) {
 		return !rec.EndedAt.IsZero()
 	})
 	// A second call is up when the server is killed.
-	inv := alice.invite("1002")
-	in := bob.readRequest("INVITE")
-	bob.respond(in, 180, "")
-	alice.read("180 Ringing", func(m *sipMsg) bool { return m.status == 180 && m.get("call-id") == inv.callID })
-	bob.respond(in, 200, testSDP(bob.conn.LocalAddr().(*net.UDPAddr).Port+1000))
-	if res := alice.finalResponse(inv); res.status != 200 {
-		t.Fatalf("second call: %d", res.status)
-	}
-	bob.readRequest("ACK")
-	var calls web.Page[web.Call]
-	e.api("GET", "/api/v1/calls", nil, 200, &calls)
-	if len(calls.Items) != 1 {
-		t.Fatalf("calls %+v", calls)
-	}
-	upID := calls.Items[0].ID
+	upID := upCall(t, e, alice, bob)
 	waitFor(t, "the second call's answer in its record", func() bool {
 		rec = web.Record{}
 		e.api("GET", "/api/v1/records/"+upID, nil, 200, &rec)
