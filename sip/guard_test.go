@@ -1,9 +1,11 @@
 package sip
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -277,5 +279,33 @@ func TestMessageLimits(t *testing.T) {
 	}
 	if !atk.answered() {
 		t.Fatal("a normal request is not answered")
+	}
+
+	// On TCP a message over the limit closes the connection; one under it
+	// on a new connection is answered.
+	tcpOptions := func(pad int) (string, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.6")}, Timeout: 2 * time.Second}
+		c, err := d.Dial("tcp", e.tcp)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer c.Close()
+		req := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-big%d\r\n"+
+			"From: <sip:p@%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: big%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"+
+			"User-Agent: probe\r\nX-Pad: %s\r\nContent-Length: 0\r\n\r\n",
+			testDomain, c.LocalAddr(), pad, testDomain, testDomain, pad, strings.Repeat("a", pad))
+		if _, err := c.Write([]byte(req)); err != nil {
+			return "", err
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		return string(buf[:n]), err
+	}
+	if res, err := tcpOptions(1000); !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("TCP request under the limit: %q, %v", res, err)
+	}
+	if res, err := tcpOptions(5000); res != "" || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("TCP request over the limit: got %q, %v; want the connection closed", res, err)
 	}
 }

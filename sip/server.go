@@ -148,8 +148,16 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	// sipgo's own logging is noisy at info and logs whole packets on parse
 	// errors; only its warnings and errors about our own operation pass.
 	libLog := slog.New(quietHandler{deps.Log.Handler()}).With("component", "sipgo")
+	// The parser bounds messages on stream transports (TCP, TLS,
+	// WebSocket): a peer that sends more than the limit in one message has
+	// its connection closed. UDP datagrams are bounded by the guard first.
+	parser := sip.NewParser()
+	if cfg.Limits.MaxMessageSize > 0 {
+		parser.MaxMessageLength = cfg.Limits.MaxMessageSize
+	}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentParser(parser),
 		sipgo.WithUserAgentHostname(cfg.Listen.Addr().String()),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(libLog)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(libLog)),
