@@ -3,19 +3,19 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/crashtest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	// The durability test re-runs this binary as a child that writes
 	// bindings and kills itself; see TestBindingsSurviveKill.
-	if path := os.Getenv(crashChildEnv); path != "" {
-		os.Exit(runCrashChild(path))
+	if args, ok := crashtest.Args(); ok {
+		runCrashChild(args[0])
 	}
 	goleak.VerifyTestMain(m)
 }

@@ -1,17 +1,17 @@
 package webhook_test
 
 import (
-	"os"
 	"testing"
 
+	"github.com/switchboard/switchboard/internal/crashtest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	// TestDeliveryAfterKill re-runs this binary as a child that appends
 	// events and kills itself.
-	if path := os.Getenv(crashChildEnv); path != "" {
-		os.Exit(runCrashChild(path, os.Getenv(crashChildURLEnv)))
+	if args, ok := crashtest.Args(); ok {
+		runCrashChild(args[0], args[1])
 	}
 	goleak.VerifyTestMain(m)
 }
