@@ -228,6 +228,7 @@ func (o *origCall) run(bindings []store.Binding, displayName string) {
 	a, sdpA, err := o.ringCaller(bindings)
 	if err != nil {
 		o.log.Info("click-to-call: caller did not answer", "error", err)
+		o.recordUnanswered(err)
 		return
 	}
 	o.mu.Lock()
@@ -250,6 +251,45 @@ func (o *origCall) run(bindings []store.Binding, displayName string) {
 	case <-o.media.Done():
 		// The server's call ends on the same timeout and says BYE.
 		<-o.ctx.Done()
+	}
+}
+
+// recordUnanswered leaves a call record, under the click-to-call's own ID,
+// and a call.ended event for a click-to-call whose caller's devices never
+// answered: otherwise the program that asked for it would never learn how
+// it ended. (Once the caller answers, the call to To is an ordinary call
+// with a record and events of its own.)
+func (o *origCall) recordUnanswered(err error) {
+	status := 0
+	var resp *sipgo.ErrDialogResponse
+	var respv sipgo.ErrDialogResponse
+	switch {
+	case errors.As(err, &resp):
+		status = resp.Res.StatusCode
+	case errors.As(err, &respv):
+		status = respv.Res.StatusCode
+	case o.ctx.Err() != nil: // ended by the operator or a shutdown
+		status = 487
+	case errors.Is(err, context.DeadlineExceeded):
+		status = 480
+	default:
+		status = 500
+	}
+	o.mu.Lock()
+	by := o.by
+	o.mu.Unlock()
+	now := o.s.now()
+	rec := store.CallRecord{
+		ID: o.id, Caller: o.from, Callee: o.to,
+		CallerURI: "sip:" + o.from + "@" + o.s.cfg.Domain, CalleeURI: "sip:" + o.to + "@" + o.s.cfg.Domain,
+		Direction: "internal", StartedAt: o.start, EndedAt: now,
+		Result: resultFor(status), Status: status, HangupBy: by,
+		Reason: "click-to-call: no device of " + o.from + " answered",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.s.writeCall(ctx, true, rec, pendingEvent{EventCallEnded, callEvent(rec)}); err != nil {
+		o.log.Error("store click-to-call record", "error", err)
 	}
 }
 

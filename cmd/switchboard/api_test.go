@@ -674,6 +674,22 @@ func (p *sipPhone) read(what string, match func(*sipMsg) bool) *sipMsg {
 	}
 }
 
+// within returns the next message that match accepts within d, or nil.
+func (p *sipPhone) within(d time.Duration, match func(*sipMsg) bool) *sipMsg {
+	buf := make([]byte, 65535)
+	deadline := time.Now().Add(d)
+	for {
+		_ = p.conn.SetReadDeadline(deadline)
+		n, from, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			return nil
+		}
+		if m, err := parseSIP(buf[:n], from); err == nil && match(m) {
+			return m
+		}
+	}
+}
+
 // readRequest returns the next request with the given method.
 func (p *sipPhone) readRequest(method string) *sipMsg {
 	p.t.Helper()

@@ -218,6 +218,28 @@ func TestOriginate(t *testing.T) {
 	if len(calls.Items) != 0 {
 		t.Fatalf("calls left: %+v", calls.Items)
 	}
+
+	// The caller declines: nobody else rings, and the click-to-call's own
+	// record says how it ended.
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1001", "to": "1002"}, 202, &o)
+	inA = alice.readRequest("INVITE")
+	alice.respond(inA, 603, "")
+	alice.readRequest("ACK")
+	waitFor(t, "the declined click-to-call's record", func() bool {
+		rec = web.Record{}
+		res, _, err := e.send("GET", "/api/v1/records/"+o.ID, "Bearer "+apiToken, nil)
+		if err != nil || res.StatusCode != 200 {
+			return false
+		}
+		e.api("GET", "/api/v1/records/"+o.ID, nil, 200, &rec)
+		return !rec.EndedAt.IsZero()
+	})
+	if rec.Result != "declined" || rec.Status != 603 || rec.Caller != "1001" || rec.Callee != "1002" {
+		t.Fatalf("declined click-to-call record %+v", rec)
+	}
+	if m := bob.within(300*time.Millisecond, func(m *sipMsg) bool { return m.method == "INVITE" }); m != nil {
+		t.Fatalf("the callee rang although the caller declined: %s", m.uri)
+	}
 }
 
 // byeAnswered hangs up, as the called side, the dialog that inv (an INVITE the
