@@ -67,8 +67,18 @@ func newAPI(s *Server) huma.API {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "One of web.api_tokens. Not needed on the control socket."},
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
+	// Relative to the address the document was fetched from: the same
+	// document serves every web.listen.
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "This Switchboard server (web.listen)."}}
 	cfg.Tags = []*huma.Tag{
-		{Name: tagUsers}, {Name: tagRegs}, {Name: tagCalls}, {Name: tagRecords}, {Name: tagTrunks}, {Name: tagEvents}, {Name: tagProtection}, {Name: tagServer},
+		{Name: tagUsers, Description: "SIP accounts: extensions, display names and passwords (stored as digest hashes)."},
+		{Name: tagRegs, Description: "Devices registered now, one binding per device."},
+		{Name: tagCalls, Description: "Calls in progress: list, hang up, and click-to-call."},
+		{Name: tagRecords, Description: "Finished and current calls, kept in the database."},
+		{Name: tagTrunks, Description: "External SIP providers and their state."},
+		{Name: tagEvents, Description: "Registration, call and trunk events as they happen, and webhook delivery."},
+		{Name: tagProtection, Description: "Abuse protection: banned addresses and counters."},
+		{Name: tagServer, Description: "Version, uptime, counts and configuration reload."},
 	}
 	api := humago.New(s.mux, cfg)
 	s.registerUsers(api)

@@ -103,6 +103,41 @@ func (s *Server) registerEvents(api huma.API) {
 	o.Errors = nil
 	api.OpenAPI().AddOperation(&o)
 	s.mux.HandleFunc("GET "+eventsPath, s.streamEvents)
+	registerWebhookDoc(api, msg)
+}
+
+// registerWebhookDoc describes, in the document's webhooks section, the
+// request Switchboard sends to each configured webhook URL.
+func registerWebhookDoc(api huma.API, msg *huma.Schema) {
+	header := func(name, doc string) *huma.Param {
+		return &huma.Param{Name: name, In: "header", Required: true, Description: doc, Schema: &huma.Schema{Type: huma.TypeString}}
+	}
+	doc := api.OpenAPI()
+	if doc.Webhooks == nil {
+		doc.Webhooks = map[string]*huma.PathItem{}
+	}
+	doc.Webhooks["event"] = &huma.PathItem{Post: &huma.Operation{
+		OperationID: "webhook-event",
+		Tags:        []string{tagEvents},
+		Summary:     "An event, sent to each webhook URL in the config file",
+		Description: "One POST per event, signed per the Standard Webhooks convention: the signature is " +
+			"`v1,` and the base64 HMAC-SHA256, keyed with the webhook's secret (for a secret that starts with `whsec_`, the base64-decoded rest), of `webhook-id.webhook-timestamp.body`. " +
+			"Any 2xx answer is a delivery; anything else, or no answer, is retried with backoff until " +
+			"`events.retry_period` has passed. Events of one call are delivered in order.",
+		Parameters: []*huma.Param{
+			header("webhook-id", "The event's ID; the same on every retry, so receivers can drop duplicates."),
+			header("webhook-timestamp", "When this attempt was signed, in Unix seconds."),
+			header("webhook-signature", "`v1,<base64 HMAC-SHA256>`; see the description."),
+		},
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"application/json": {Schema: msg},
+		}},
+		Responses: map[string]*huma.Response{
+			"2XX":     {Description: "Delivered."},
+			"default": {Description: "Not delivered: retried later."},
+		},
+		Security: []map[string][]string{},
+	}}
 }
 
 func ptr[T any](v T) *T { return &v }

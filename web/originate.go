@@ -24,8 +24,8 @@ var (
 
 // OriginateRequest is the body of a click-to-call request.
 type OriginateRequest struct {
-	From string `json:"from" pattern:"^[A-Za-z0-9._+-]{1,64}$" patternDescription:"a user name" doc:"The user whose registered devices ring first."`
-	To   string `json:"to" pattern:"^[A-Za-z0-9._+*#-]{1,64}$" patternDescription:"a user name or number" doc:"The user or number called once a device of from answers."`
+	From string `json:"from" pattern:"^[A-Za-z0-9._+-]{1,64}$" doc:"The user whose registered devices ring first (a user name: 1 to 64 letters, digits or . _ + -)."`
+	To   string `json:"to" pattern:"^[A-Za-z0-9._+*#-]{1,64}$" doc:"The user or number called once a device of from answers (1 to 64 letters, digits or . _ + * # -)."`
 }
 
 // Originate is a click-to-call in progress.

@@ -14,7 +14,7 @@ type User struct {
 // NewUser is the body of a request to create an account. Names are what a
 // phone can type and digest authentication can carry unquoted.
 type NewUser struct {
-	Name        string `json:"name" pattern:"^[A-Za-z0-9._+-]{1,64}$" patternDescription:"1 to 64 letters, digits or . _ + -" doc:"SIP user part (the extension)."`
+	Name        string `json:"name" pattern:"^[A-Za-z0-9._+-]{1,64}$" doc:"SIP user part (the extension): 1 to 64 letters, digits or . _ + -."`
 	DisplayName string `json:"display_name,omitempty" maxLength:"128" doc:"Name shown to the people it calls."`
 	Password    string `json:"password" minLength:"4" maxLength:"256" writeOnly:"true" doc:"SIP password. Write-only: only its digest hashes (HA1, MD5 and SHA-256, for the server's realm) are stored."`
 }

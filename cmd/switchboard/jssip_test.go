@@ -20,29 +20,37 @@ import (
 // by the test itself.
 const jssipVersion = "3.13.8"
 
-// jssipModules returns the node_modules folder holding JsSIP, installing it
-// with npm when it is not there yet.
-func jssipModules(t *testing.T) string {
+// npmModules returns the node_modules folder holding the npm package
+// pkg@version, installing it with npm into .cache/<dir> (never committed)
+// when it is not there yet.
+func npmModules(t *testing.T, dir, pkg, version string) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", ".cache", "jssip"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", ".cache", dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	modules := filepath.Join(dir, "node_modules")
-	if _, err := os.Stat(filepath.Join(modules, "jssip", "package.json")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(modules, pkg, "package.json")); err == nil &&
+		strings.Contains(string(b), `"version": "`+version+`"`) {
 		return modules
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		t.Fatalf("the JsSIP interop test needs npm to install jssip@%s: run scripts/deps.sh or apt-get install npm", jssipVersion)
+		t.Fatalf("this test needs npm to install %s@%s: run scripts/deps.sh or apt-get install npm", pkg, version)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", dir, "jssip@"+jssipVersion)
+	cmd := exec.CommandContext(ctx, npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", dir, pkg+"@"+version)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install jssip@%s: %v\n%s", jssipVersion, err, out)
+		t.Fatalf("npm install %s@%s: %v\n%s", pkg, version, err, out)
 	}
 	return modules
+}
+
+// jssipModules returns the node_modules folder holding JsSIP.
+func jssipModules(t *testing.T) string {
+	t.Helper()
+	return npmModules(t, "jssip", "jssip", jssipVersion)
 }
 
 // jssipPage loads JsSIP's CommonJS modules in the browser with a small

@@ -235,7 +235,7 @@ var known = map[string]bool{
 	"minItems": true, "maxItems": true,
 	// annotations
 	"description": true, "examples": true, "default": true, "title": true, "deprecated": true,
-	"readOnly": true, "writeOnly": true, "patternDescription": true, "$schema": true,
+	"readOnly": true, "writeOnly": true, "$schema": true,
 }
 
 func (d *Doc) validate(schema, v any, at string, depth int) []string {
