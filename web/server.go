@@ -33,6 +33,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long open requests may finish once the
 	// server stops. Default 5s.
 	ShutdownTimeout time.Duration
+	// AllowedOrigins are the other sites' pages that may open /ws
+	// (web.allowed_origins); see CheckOrigin.
+	AllowedOrigins []string
 }
 
 // Deps are the services the HTTP side uses.

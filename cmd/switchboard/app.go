@@ -286,10 +286,11 @@ func (c *resultCounter) CallResults(ctx context.Context) (map[string]uint64, err
 
 func webConfig(cfg *config.Config) web.Config {
 	return web.Config{
-		Listen:        cfg.Web.Listen,
-		Tokens:        cfg.Web.APITokens,
-		ControlSocket: cfg.Control.Socket,
-		Version:       version,
+		Listen:         cfg.Web.Listen,
+		Tokens:         cfg.Web.APITokens,
+		ControlSocket:  cfg.Control.Socket,
+		Version:        version,
+		AllowedOrigins: cfg.Web.AllowedOrigins,
 	}
 }
 

@@ -6,7 +6,8 @@ import (
 )
 
 // mountBrowser serves what browsers use on web.listen, beside the API: the
-// phone page at / and SIP over WebSocket at /ws (same origin as the page).
+// phone page at / and SIP over WebSocket at /ws (same origin as the page,
+// or one of web.allowed_origins).
 func mountBrowser(webSrv *web.Server, sipSrv *sip.Server, domain string) error {
 	phone, err := web.PhoneHandler(web.PhoneConfig{Domain: domain})
 	if err != nil {
@@ -14,6 +15,6 @@ func mountBrowser(webSrv *web.Server, sipSrv *sip.Server, domain string) error {
 	}
 	webSrv.Handle("GET /{$}", phone)
 	webSrv.Handle("GET /phone/", phone)
-	webSrv.Handle("GET /ws", sipSrv.WebSocketHandler())
+	webSrv.Handle("GET /ws", webSrv.CheckOrigin(sipSrv.WebSocketHandler()))
 	return nil
 }

@@ -122,7 +122,6 @@ ua.start();
 // /ws and calls a SIP phone through the server: audio flows both ways.
 func TestJsSIPCallsPhone(t *testing.T) {
 	modules := jssipModules(t)
-	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jssip.html", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -131,6 +130,8 @@ func TestJsSIPCallsPhone(t *testing.T) {
 	mux.Handle("GET /node_modules/", http.StripPrefix("/node_modules/", http.FileServer(http.Dir(modules))))
 	site := httptest.NewServer(mux)
 	defer site.Close()
+	// The page is on another site: web.allowed_origins lets it use /ws.
+	e := startBrowserEnvAllowing(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"}, site.URL)
 
 	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
 	if code := phone.register(300); code != 200 {

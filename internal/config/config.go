@@ -97,6 +97,12 @@ type Web struct {
 	APITokens []string `yaml:"api_tokens"`
 	// TLS makes web.listen serve HTTPS (and WSS) when a certificate is set.
 	TLS TLS `yaml:"tls"`
+	// AllowedOrigins are the origins (scheme://host[:port]) of pages on
+	// other sites that may open SIP over WebSocket at /ws. A browser's
+	// handshake whose Origin is neither one of these nor our own host is
+	// refused; clients that send no Origin (softphones) are not affected.
+	// Default: none.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // TLS is a certificate and key in PEM files, reloaded when they change.

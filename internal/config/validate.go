@@ -101,6 +101,11 @@ func (c *Config) Validate() error {
 			v.addf("web.api_tokens[%d] is the example token %q while web.listen %s is reachable from other hosts: set a secret token", i, ExampleToken, c.Web.Listen)
 		}
 	}
+	for i, o := range c.Web.AllowedOrigins {
+		if why := badOrigin(o); why != "" {
+			v.addf("web.allowed_origins[%d] %q is not an origin: %s (want scheme://host[:port], such as https://phone.example.com)", i, o, why)
+		}
+	}
 	if c.Control.Socket == "" {
 		v.addf("control.socket must be a file path")
 	}
@@ -320,4 +325,29 @@ func (s SIP) ListenPort() int {
 	_, p, _ := net.SplitHostPort(s.Listen)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// badOrigin says why s is not a web origin as browsers send it in the
+// Origin header (RFC 6454 §7): an http or https scheme and a host, with an
+// optional port and nothing else. "" means it is one.
+func badOrigin(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "it does not parse as a URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "the scheme must be http or https"
+	case u.Host == "" || u.Hostname() == "":
+		return "it has no host"
+	case u.User != nil:
+		return "it must not name a user"
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#"):
+		return "it must not have a path, query or fragment"
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "the port must be 1-65535"
+		}
+	}
+	return ""
 }
