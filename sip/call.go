@@ -596,13 +596,13 @@ func (s *Server) deviceInvite(b store.Binding, fromName string, fromURI sip.Uri,
 	cid := sip.CallIDHeader(uuid.NewString())
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-	req.AppendHeader(s.contactFor(b.Transport))
+	req.AppendHeader(s.contactFor(wireTransport(b.Transport)))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
 	req.SetDestination(b.Source)
-	req.SetTransport(b.Transport)
+	req.SetTransport(wireTransport(b.Transport))
 	return req, nil
 }
 

@@ -439,7 +439,7 @@ func (r *registrar) bindingFor(req *sip.Request, user string, c *sip.ContactHead
 		User:      user,
 		Contact:   c.Address.String(),
 		Source:    req.Source(),
-		Transport: strings.ToUpper(req.Transport()),
+		Transport: r.s.bindingTransport(req),
 	}
 	if inst, ok := c.Params.Get("+sip.instance"); ok {
 		b.Instance = strings.Trim(inst, `"`)

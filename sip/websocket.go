@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -69,10 +71,42 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.wsLocal.Store(&ap)
 	}
 	wc := &wsConn{Conn: conn, r: io.MultiReader(&head, conn)}
-	wc.onClose = func() { s.connectionClosed(conn.RemoteAddr().String()) }
+	source := conn.RemoteAddr().String()
+	if r.TLS != nil {
+		// sipgo's transport sees plain WS: the HTTP server did the TLS.
+		s.ws.secure.Store(source, struct{}{})
+	}
+	wc.onClose = func() {
+		s.ws.secure.Delete(source)
+		s.connectionClosed(source)
+	}
 	if !s.ws.hand(wc) {
+		s.ws.secure.Delete(source)
 		conn.Close()
 	}
+}
+
+// bindingTransport is the transport a REGISTER came over as bindings
+// record it: WSS for a WebSocket that came over TLS (wss://), which
+// sipgo's WebSocket transport reports as WS.
+func (s *Server) bindingTransport(req *sip.Request) string {
+	t := strings.ToUpper(req.Transport())
+	if t == "WS" {
+		if _, ok := s.ws.secure.Load(req.Source()); ok {
+			return "WSS"
+		}
+	}
+	return t
+}
+
+// wireTransport is the sipgo transport that reaches a binding: a WSS
+// binding's connection lives in the WebSocket transport like any other
+// the HTTP listener handed over.
+func wireTransport(binding string) string {
+	if strings.EqualFold(binding, "WSS") {
+		return "WS"
+	}
+	return binding
 }
 
 // wsContactAddr is where WebSocket clients reach us, for the Contact of
@@ -122,6 +156,9 @@ func (c *wsConn) Close() error {
 // wsListener is the net.Listener sipgo's WebSocket transport accepts from:
 // the connections the HTTP handler took over.
 type wsListener struct {
+	// secure holds the sources of the connections that came over TLS
+	// (string → struct{}), until they close.
+	secure    sync.Map
 	conns     chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once

@@ -19,7 +19,6 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/switchboard/switchboard/internal/browsertest"
-	"github.com/switchboard/switchboard/internal/certs"
 	"github.com/switchboard/switchboard/internal/config"
 )
 
@@ -467,36 +466,7 @@ func TestPhonePageErrors(t *testing.T) {
 // With web.tls the page is served over HTTPS and registers over wss://;
 // a call to a phone carries audio as over plain HTTP.
 func TestBrowserOverHTTPS(t *testing.T) {
-	dir := t.TempDir()
-	certPEM, keyPEM, err := certs.SelfSigned("switchboard-test", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{sipPort: freePort(t), dir: dir, done: make(chan int, 1), stderr: &lockedBuffer{}}
-	cfgPath := writeServerConfig(t, s, map[string]string{"1001": "alice-1001", "1003": "carol-1003"}, "")
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withTLS := strings.Replace(string(b), "api_tokens: [\"test-token-1\"]\n",
-		fmt.Sprintf("api_tokens: [\"test-token-1\"]\n  tls: {cert: %q, key: %q}\n", certFile, keyFile), 1)
-	if err := os.WriteFile(cfgPath, []byte(withTLS), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.start(t, cfgPath)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &browserEnv{server: s, base: "https://" + cfg.Web.Listen, browser: browsertest.Start(t, browsertest.IgnoreCertErrors())}
-
+	e := startHTTPSBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
 	phone, media := e.deskPhone(t)
 	page := e.signIn(t, "1003", "carol-1003")
 	if url := browsertest.Eval[string](page, `window.switchboard.ua.url`); !strings.HasPrefix(url, "wss://") {
