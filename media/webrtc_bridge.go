@@ -47,6 +47,11 @@ type Bridge struct {
 	// first packet arrived, 0 before.
 	browserSSRC atomic.Uint64
 
+	// held is the directions in which RTP is withheld (holdToLeg,
+	// holdToBrowser) while the plain side is on hold; see
+	// SetPlainDirection.
+	held atomic.Uint32
+
 	// Owned by the goroutine reading conn.
 	hdr    rtp.Header
 	rebase ssrcRebase
@@ -55,7 +60,7 @@ type Bridge struct {
 	toBrowser, toBrowserBytes     atomic.Uint64
 	rtcpFromBrowser, rtcpFromLeg  atomic.Uint64
 	rtcpToBrowser                 atomic.Uint64
-	dropped                       atomic.Uint64
+	dropped, withheld             atomic.Uint64
 	writeErrLogged                atomic.Bool
 
 	mu        sync.Mutex // guards closed and wg.Add
@@ -88,6 +93,9 @@ type BridgeStats struct {
 	// malformed, from an unexpected source, before the browser leg is up,
 	// or a failed send.
 	Dropped uint64
+	// Withheld counts RTP packets not forwarded because the plain side's
+	// direction does not let them through (hold; see SetPlainDirection).
+	Withheld uint64
 	// ICEState is the ICE connection state as in the W3C API: new,
 	// checking, connected, completed, disconnected, failed or closed.
 	ICEState string
@@ -319,6 +327,7 @@ func (b *Bridge) Stats() BridgeStats {
 		RTCPFromLeg:      b.rtcpFromLeg.Load(),
 		RTCPToBrowser:    b.rtcpToBrowser.Load(),
 		Dropped:          b.dropped.Load(),
+		Withheld:         b.withheld.Load(),
 		ICEState:         b.pc.ICEConnectionState().String(),
 		ConnectionState:  b.pc.ConnectionState().String(),
 		Local:            b.local,
@@ -399,6 +408,10 @@ func (b *Bridge) forwardToLeg(pkt []byte) {
 	e := maps.toPlain[pkt[1]&0x7f]
 	if !e.ok {
 		b.dropped.Add(1)
+		return
+	}
+	if b.held.Load()&holdToLeg != 0 {
+		b.withheld.Add(1)
 		return
 	}
 	pkt[1] = pkt[1]&0x80 | e.pt
@@ -494,6 +507,10 @@ func (b *Bridge) forwardToBrowser(pkt []byte, src netip.AddrPort, now time.Time)
 	case kindRTCP:
 		b.rtcpFromLeg.Add(1)
 		b.forwardReports(pkt)
+		return
+	}
+	if b.held.Load()&holdToBrowser != 0 {
+		b.withheld.Add(1)
 		return
 	}
 	bound := b.track.binding.Load()

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -46,6 +47,14 @@ type BrowserLeg interface {
 	// Renegotiate answers the browser's new offer within the call (hold,
 	// resume, ICE restart) without involving the other side.
 	Renegotiate(ctx context.Context, offer []byte) ([]byte, error)
+	// AnswerPeer answers, for the browser, a new offer from the phone on
+	// the other side (hold, resume, a session refresh, a new address;
+	// direction is the offer's, RFC 3264 §8): the codecs in use that the
+	// offer still lists, at the relay's port for the phone, in the
+	// answering direction. From then on the bridge forwards only what
+	// that direction lets through. An offer that drops the codec in use
+	// is refused: the browser would have to renegotiate.
+	AnswerPeer(offer []byte, direction string, version uint64) ([]byte, error)
 	// Done is closed when the browser's media has ended or failed.
 	Done() <-chan struct{}
 	// Close ends the peer connection; it is idempotent.
@@ -181,6 +190,9 @@ func (c *call) answerForCaller(body []byte, bl BrowserLeg) ([]byte, bool) {
 		}
 		c.setBrowser(LegB, bl)
 		if !c.browserA {
+			c.mu.Lock()
+			c.plainSent[LegA] = ans
+			c.mu.Unlock()
 			return ans, true
 		}
 		plain = ans
@@ -266,13 +278,19 @@ func (c *call) earlyForBrowser(body []byte) ([]byte, bool) {
 
 // browserReoffer handles a re-INVITE or UPDATE on a call with a browser. A
 // browser's new offer (hold, resume, ICE restart) is answered by its
-// bridge, and the other side keeps its media as it is; other session
-// changes are refused with 488.
+// bridge, and the other side keeps its media as it is; a phone's is
+// answered by the bridge of the browser it talks to (phoneReoffer); other
+// session changes are refused with 488.
 func (c *call) browserReoffer(from Leg, req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	bl := c.browsers[from]
+	peer := c.browsers[from.other()]
 	ok := c.answered && !c.over
 	c.mu.Unlock()
+	if ok && bl == nil && peer != nil {
+		c.phoneReoffer(from, peer, req, tx)
+		return
+	}
 	if !ok || bl == nil || len(req.Body()) == 0 {
 		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "this session change is not supported on calls with a browser"`))
 		return
@@ -292,4 +310,94 @@ func (c *call) browserReoffer(from Leg, req *sip.Request, tx sip.ServerTransacti
 		c.log.Debug("respond to browser re-offer failed", "error", err)
 	}
 	c.log.Info("session modified", "method", string(req.Method), "from", from.String(), "answered_by", "bridge")
+}
+
+// phoneReoffer answers a re-INVITE or UPDATE from the phone on a call whose
+// other side is a browser: hold, resume, a session refresh, or a new RTP
+// address. The browser's bridge answers for it and enforces the phone's
+// direction. The browser is not re-INVITEd: its media ends in the bridge,
+// which keeps its peer connection as it is, so a hold needs nothing from
+// the browser, and not asking it avoids an offer of our own racing the
+// browser's (491) and depending on how each browser client handles an
+// incoming re-offer. Its page does not show that the phone put it on hold.
+func (c *call) phoneReoffer(from Leg, peer BrowserLeg, req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	if c.busy {
+		c.mu.Unlock()
+		// RFC 3261 §14.2 glare: an offer is already in flight.
+		c.s.respond(tx, req, 491, "Request Pending")
+		return
+	}
+	c.busy = true
+	next := c.sdpVer + 1
+	last := c.plainSent[from]
+	c.mu.Unlock()
+	done := sync.OnceFunc(func() {
+		c.mu.Lock()
+		c.busy = false
+		c.mu.Unlock()
+	})
+	defer done()
+	if len(req.Body()) == 0 {
+		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "a re-INVITE without an offer is not supported on calls with a browser"`))
+		return
+	}
+	_, _, info, err := parseSDP(req.Body())
+	if err != nil {
+		c.log.Info("phone re-offer unusable", "leg", from.String(), "error", err)
+		c.s.respond(tx, req, 488, "Not Acceptable Here")
+		return
+	}
+	dir := info.Direction
+	if !info.RTP.IsValid() {
+		// Held the old way, c=0.0.0.0 (RFC 3264 §8.4): send it nothing.
+		switch dir {
+		case "sendrecv":
+			dir = "sendonly"
+		case "recvonly":
+			dir = "inactive"
+		}
+	}
+	answer, err := peer.AnswerPeer(req.Body(), dir, next)
+	if err != nil {
+		c.log.Info("phone re-offer refused", "leg", from.String(), "error", err)
+		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "the browser on this call cannot follow this session change"`))
+		return
+	}
+	c.media.SetRemote(from, info.RTP, info.RTCP)
+	c.mu.Lock()
+	if last != nil && sameButVersion(last, answer) {
+		// Unchanged: the same o= version (RFC 3264 §8).
+		answer = last
+	} else {
+		c.sdpVer = max(c.sdpVer, next)
+		c.plainSent[from] = answer
+	}
+	c.mu.Unlock()
+	res := sip.NewSDPResponseFromRequest(req, answer)
+	res.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
+	res.AppendHeader(c.contact(from))
+	c.log.Info("session modified", "method", string(req.Method), "from", from.String(), "direction", dir, "answered_by", "bridge")
+	if req.Method != sip.INVITE {
+		if err := tx.Respond(res); err != nil {
+			c.log.Debug("respond to phone re-offer failed", "error", err)
+		}
+		return
+	}
+	c.respond2xx(from, req, tx, res, done)
+}
+
+// sameButVersion reports whether two SDP bodies differ at most in their o=
+// line.
+func sameButVersion(a, b []byte) bool {
+	strip := func(body []byte) string {
+		var out []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if !strings.HasPrefix(l, "o=") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	return strip(a) == strip(b)
 }

@@ -47,3 +47,20 @@ func TestIsBrowserBinding(t *testing.T) {
 		}
 	}
 }
+
+func TestSameButVersion(t *testing.T) {
+	const a = "v=0\r\no=switchboard 7 3 IN IP4 127.0.0.1\r\ns=switchboard\r\nm=audio 20000 RTP/AVP 0\r\na=sendrecv\r\n"
+	for name, tc := range map[string]struct {
+		b    string
+		same bool
+	}{
+		"identical":       {a, true},
+		"another version": {strings.Replace(a, " 7 3 ", " 7 4 ", 1), true},
+		"on hold":         {strings.Replace(a, "a=sendrecv", "a=recvonly", 1), false},
+		"another port":    {strings.Replace(a, "20000", "20002", 1), false},
+	} {
+		if got := sameButVersion([]byte(a), []byte(tc.b)); got != tc.same {
+			t.Errorf("%s: %v, want %v", name, got, tc.same)
+		}
+	}
+}

@@ -71,6 +71,9 @@ type call struct {
 	// browsers holds the bridges of the legs that face browsers.
 	browserA bool
 	browsers [2]BrowserLeg
+	// plainSent is the last SDP a bridge answered a phone's offer with
+	// (see phoneReoffer), per leg; guarded by mu.
+	plainSent [2][]byte
 	// sdes is each leg's SRTP keying (srtp.go); guarded by mu.
 	sdes [2]sdesLeg
 	// earlyAnswer is the answer a calling browser got with early media

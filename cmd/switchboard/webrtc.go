@@ -116,6 +116,16 @@ func (l *browserLeg) Renegotiate(ctx context.Context, offer []byte) ([]byte, err
 	return []byte(answer), err
 }
 
+func (l *browserLeg) AnswerPeer(offer []byte, direction string, version uint64) ([]byte, error) {
+	cs, err := l.br.Reoffered(string(offer))
+	if err != nil {
+		return nil, err
+	}
+	d := media.Direction(direction)
+	l.br.SetPlainDirection(d)
+	return []byte(media.PlainAudioSDPDirection(l.s.addrOf(l.other), cs, l.s.sessionID(), version, d.Answer())), nil
+}
+
 func (l *browserLeg) Done() <-chan struct{} { return l.br.Done() }
 func (l *browserLeg) Close() error          { return l.br.Close() }
 
