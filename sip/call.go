@@ -430,9 +430,18 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 			codes = append(codes, 480)
 			continue
 		}
+		// A phone without SRTP refuses an RTP/SAVP offer: it is offered
+		// plain RTP/AVP next, and the relay encrypts on the caller's leg
+		// only.
+		var plain func() (*sip.Request, error)
+		if bl == nil {
+			if pb, ok := plainOffer(body); ok {
+				plain = func() (*sip.Request, error) { return c.forkRequest(b, pb, fromName, fromTag, target) }
+			}
+		}
 		pending++
 		s.calls.wg.Add(1)
-		go c.fork(forkCtx, req, bl, prov, results, setupDone)
+		go c.fork(forkCtx, req, plain, bl, prov, results, setupDone)
 	}
 
 	var rs ringState
@@ -504,19 +513,30 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 // fork rings one device and reports how that ended on results, unless the
 // call setup is over (setupDone). A device that answers then, or as it is
 // being cancelled, is hung up here: ACK, then BYE.
-func (c *call) fork(ctx context.Context, req *sip.Request, bl BrowserLeg, prov chan<- *sip.Response, results chan<- forkResult, setupDone <-chan struct{}) {
+func (c *call) fork(ctx context.Context, req *sip.Request, plain func() (*sip.Request, error), bl BrowserLeg, prov chan<- *sip.Response, results chan<- forkResult, setupDone <-chan struct{}) {
 	defer c.s.calls.wg.Done()
-	d, err := c.s.dua.WriteInvite(ctx, req)
-	if err == nil {
-		err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
-			if res.StatusCode > 100 && res.StatusCode < 200 {
-				select {
-				case prov <- res:
-				default: // more provisionals than anyone cares about
+	invite := func(req *sip.Request) (*sipgo.DialogClientSession, error) {
+		d, err := c.s.dua.WriteInvite(ctx, req)
+		if err == nil {
+			err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+				if res.StatusCode > 100 && res.StatusCode < 200 {
+					select {
+					case prov <- res:
+					default: // more provisionals than anyone cares about
+					}
 				}
-			}
-			return nil
-		}})
+				return nil
+			}})
+		}
+		return d, err
+	}
+	d, err := invite(req)
+	var de *sipgo.ErrDialogResponse
+	if plain != nil && errors.As(err, &de) && (de.Res.StatusCode == 488 || de.Res.StatusCode == 606) && ctx.Err() == nil {
+		if req, rerr := plain(); rerr == nil {
+			c.log.Debug("device refused SRTP: offering plain RTP", "status", de.Res.StatusCode)
+			d, err = invite(req)
+		}
 	}
 	r := forkResult{err: err, bl: bl}
 	if err == nil {

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -298,6 +299,9 @@ type phoneOpts struct {
 	// srtpKey, when set, makes the phone offer and answer RTP/SAVP with
 	// this SDES key (AES_CM_128_HMAC_SHA1_80).
 	srtpKey []byte
+	// plainOnly makes the phone refuse an RTP/SAVP offer with 488, as
+	// phones without SRTP do.
+	plainOnly bool
 }
 
 // testPhone is a softphone: a sipgo user agent with its own SIP socket
@@ -315,6 +319,7 @@ type testPhone struct {
 	rtpAddr    netip.AddrPort // where the phone really receives RTP
 	sdpPort    int            // the RTP port it advertises
 	srtpKey    []byte         // see phoneOpts
+	plainOnly  bool           // see phoneOpts
 	rtpIn      chan rtpPacket
 
 	closed    chan struct{}
@@ -352,7 +357,7 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 		o.transport = "UDP"
 	}
 	p := &testPhone{
-		t: t, user: user, pass: pass, transport: o.transport, srtpKey: o.srtpKey,
+		t: t, user: user, pass: pass, transport: o.transport, srtpKey: o.srtpKey, plainOnly: o.plainOnly,
 		closed: make(chan struct{}), changed: make(chan struct{}),
 		consumed: map[sip.RequestMethod]int{}, plan: planAnswer,
 		uas: map[string]*sipgo.DialogServerSession{}, uac: map[string]*sipgo.DialogClientSession{},
@@ -623,6 +628,10 @@ func (p *testPhone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Unlock()
 	d, err := p.dua.ReadInvite(req, tx)
 	if err != nil {
+		return
+	}
+	if p.plainOnly && bytes.Contains(req.Body(), []byte("RTP/SAVP")) {
+		_ = d.Respond(488, "Not Acceptable Here", nil)
 		return
 	}
 	p.learnSDP(req.Body())

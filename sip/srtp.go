@@ -141,3 +141,35 @@ func newSRTPKey() []byte {
 	_, _ = rand.Read(k) // never fails (crypto/rand)
 	return k
 }
+
+// plainOffer returns offer with its RTP/SAVP audio stream made plain
+// RTP/AVP (no crypto lines), and whether there was one to change.
+func plainOffer(offer []byte) ([]byte, bool) {
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(offer); err != nil {
+		return nil, false
+	}
+	changed := false
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "audio" || len(m.MediaName.Protos) != 2 || m.MediaName.Protos[1] != "SAVP" {
+			continue
+		}
+		m.MediaName.Protos = []string{"RTP", "AVP"}
+		attrs := m.Attributes[:0]
+		for _, a := range m.Attributes {
+			if a.Key != "crypto" {
+				attrs = append(attrs, a)
+			}
+		}
+		m.Attributes = attrs
+		changed = true
+	}
+	if !changed {
+		return nil, false
+	}
+	out, err := sd.Marshal()
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}

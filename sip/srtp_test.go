@@ -197,6 +197,37 @@ func TestCallSRTPToPlainPhone(t *testing.T) {
 	e.waitIdle(t)
 }
 
+// TestCallSRTPToPhoneWithoutSRTP: a callee that refuses RTP/SAVP with 488
+// is offered plain RTP/AVP at once; the call connects, SRTP on the
+// caller's leg only.
+func TestCallSRTPToPhoneWithoutSRTP(t *testing.T) {
+	e := newCallEnv(t, 0)
+	keyA := testSRTPKey(t)
+	a := e.newPhone("1001", "pw-1001", phoneOpts{srtpKey: keyA})
+	b := e.newPhone("1002", "pw-1002", phoneOpts{plainOnly: true})
+	a.register()
+	b.register()
+	oc := a.call("1002", callOpts{})
+	if oc.status != 200 {
+		t.Fatalf("status %d, responses %v", oc.status, oc.codes)
+	}
+	first := b.expect(sip.INVITE, time.Second)
+	if !bytes.Contains(first.Body(), []byte("RTP/SAVP")) {
+		t.Fatalf("the callee was not offered SRTP first:\n%s", first.Body())
+	}
+	second := b.expect(sip.INVITE, 2*time.Second)
+	if bytes.Contains(second.Body(), []byte("RTP/SAVP")) || bytes.Contains(second.Body(), []byte("a=crypto")) {
+		t.Fatalf("the retry still offers SRTP:\n%s", second.Body())
+	}
+	b.expect(sip.ACK, 2*time.Second)
+	relayA := relayKey(t, "caller", oc.answer)
+	srtpAudio(t, e, a, b, keyA, nil, 30, 100)
+	srtpAudio(t, e, b, a, nil, relayA, 30, 100)
+	oc.hangup()
+	b.expect(sip.BYE, 2*time.Second)
+	e.waitIdle(t)
+}
+
 // TestCallSRTPWithoutUsableKey: RTP/SAVP whose crypto line the relay cannot
 // use is refused with 488.
 func TestCallSRTPWithoutUsableKey(t *testing.T) {
