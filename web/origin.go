@@ -3,6 +3,7 @@ package web
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -13,7 +14,8 @@ import (
 // §10.2), and WebSockets are not covered by the same-origin policy. A
 // handshake passes when it has no Origin (softphones and other non-browser
 // clients send none), when the Origin is our own host as the request
-// names it (our phone page), or when it is one of web.allowed_origins
+// names it (our phone page), when it is a page on the browser's own
+// machine (loopbackOrigin), or when it is one of web.allowed_origins
 // (Config.AllowedOrigins). Others get 403 before any upgrade.
 func (s *Server) CheckOrigin(h http.Handler) http.Handler {
 	allowed := map[string]bool{}
@@ -29,13 +31,31 @@ func (s *Server) CheckOrigin(h http.Handler) http.Handler {
 			return
 		}
 		o := origins[0]
-		if len(origins) == 1 && (sameHost(o, r.Host) || allowedOrigin(allowed, o)) {
+		if len(origins) == 1 && (sameHost(o, r.Host) || loopbackOrigin(o) || allowedOrigin(allowed, o)) {
 			h.ServeHTTP(w, r)
 			return
 		}
 		s.log.Warn("websocket refused: origin not allowed", "origin", o, "host", r.Host, "remote", r.RemoteAddr)
 		http.Error(w, "this page's origin may not use the SIP WebSocket: open the phone page from this server, or add the origin to web.allowed_origins", http.StatusForbidden)
 	})
+}
+
+// loopbackOrigin reports a page served from the browser's own machine
+// (http://127.0.0.1:3000, http://localhost:5173, ...): a developer's page
+// or a local client of the user's own, which no other site can pose as
+// (a DNS name that resolves to 127.0.0.1 still has its own name in
+// Origin). Such pages may use /ws without being listed.
+func loopbackOrigin(origin string) bool {
+	_, host, _, ok := splitOrigin(origin)
+	if !ok {
+		return false
+	}
+	host = strings.ToLower(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func allowedOrigin(allowed map[string]bool, origin string) bool {

@@ -15,7 +15,8 @@ import (
 	"github.com/switchboard/switchboard/internal/config"
 )
 
-// otherSite serves a page on another origin (another port of 127.0.0.1).
+// otherSite serves a page on another origin (another port of 127.0.0.1;
+// the browser reaches it under the names of otherSites too).
 func otherSite(t *testing.T) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -61,6 +62,13 @@ const openWS = `new Promise(done => {
   setTimeout(() => done("timeout"), 8000);
 })`
 
+// otherSites are host names the test browser resolves to 127.0.0.1: pages
+// of other sites, served on loopback.
+var otherSites = []string{"allowed.test", "stranger.test"}
+
+// onHost is u (http://127.0.0.1:port) under another host name.
+func onHost(u, host string) string { return strings.Replace(u, "127.0.0.1", host, 1) }
+
 // startBrowserEnvAllowing is startBrowserEnv with web.allowed_origins.
 func startBrowserEnvAllowing(t *testing.T, users map[string]string, origins ...string) *browserEnv {
 	t.Helper()
@@ -84,15 +92,17 @@ func startBrowserEnvAllowing(t *testing.T, users map[string]string, origins ...s
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &browserEnv{server: s, base: "http://" + cfg.Web.Listen, browser: browsertest.Start(t)}
+	return &browserEnv{server: s, base: "http://" + cfg.Web.Listen, browser: browsertest.Start(t, browsertest.MapHosts(otherSites...))}
 }
 
 // /ws refuses handshakes from pages on other sites unless
-// web.allowed_origins names them; pages of our own host and clients
-// without an Origin (softphones) are let in.
+// web.allowed_origins names them; pages of our own host, pages on the
+// browser's own machine and clients without an Origin (softphones) are
+// let in.
 func TestWebSocketOrigin(t *testing.T) {
-	allowed, other := otherSite(t), otherSite(t)
-	e := startBrowserEnvAllowing(t, map[string]string{"1003": "carol-1003"}, allowed.URL)
+	site := otherSite(t)
+	allowedURL, strangerURL := onHost(site.URL, "allowed.test"), onHost(site.URL, "stranger.test")
+	e := startBrowserEnvAllowing(t, map[string]string{"1003": "carol-1003"}, allowedURL)
 	addr := strings.TrimPrefix(e.base, "http://")
 	wsURL := "ws://" + addr + "/ws"
 	s, br := e.server, e.browser
@@ -115,18 +125,24 @@ func TestWebSocketOrigin(t *testing.T) {
 	}
 
 	listed := br.NewPage(t)
-	listed.Navigate(allowed.URL + "/")
+	listed.Navigate(allowedURL + "/")
 	if got := browsertest.Eval[string](listed, fmt.Sprintf(openWS, wsURL)); got != "open sip" {
-		t.Errorf("WebSocket from %s, listed in web.allowed_origins: %s, want open", allowed.URL, got)
+		t.Errorf("WebSocket from %s, listed in web.allowed_origins: %s, want open", allowedURL, got)
+	}
+
+	local := br.NewPage(t)
+	local.Navigate(site.URL + "/")
+	if got := browsertest.Eval[string](local, fmt.Sprintf(openWS, wsURL)); got != "open sip" {
+		t.Errorf("WebSocket from %s, a page on this machine: %s, want open", site.URL, got)
 	}
 
 	stranger := br.NewPage(t)
-	stranger.Navigate(other.URL + "/")
+	stranger.Navigate(strangerURL + "/")
 	if got := browsertest.Eval[string](stranger, fmt.Sprintf(openWS, wsURL)); got != "error" {
-		t.Errorf("WebSocket from %s, not allowed: %s, want error", other.URL, got)
+		t.Errorf("WebSocket from %s, not allowed: %s, want error", strangerURL, got)
 	}
 	waitFor(t, "the refusal in the log", func() bool {
 		return strings.Contains(s.stderr.String(), "websocket refused: origin not allowed") &&
-			strings.Contains(s.stderr.String(), other.URL)
+			strings.Contains(s.stderr.String(), strangerURL)
 	})
 }

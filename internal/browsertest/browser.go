@@ -33,6 +33,7 @@ type settings struct {
 	width        int
 	height       int
 	insecureCert bool
+	mapHosts     []string
 }
 
 // Timeout sets how long each helper call waits before it fails the test.
@@ -50,6 +51,12 @@ func FakeAudioFile(path string) Option {
 // test's self-signed one for an HTTPS server.
 func IgnoreCertErrors() Option {
 	return func(s *settings) { s.insecureCert = true }
+}
+
+// MapHosts makes the browser resolve each of names to 127.0.0.1, so that
+// a test can serve pages of other sites (other origins) on loopback.
+func MapHosts(names ...string) Option {
+	return func(s *settings) { s.mapHosts = append(s.mapHosts, names...) }
 }
 
 // WindowSize sets the size of the browser window (1280×800 by default).
@@ -113,6 +120,13 @@ func Start(t testing.TB, opts ...Option) *Browser {
 	}
 	if s.insecureCert {
 		flags = append(flags, chromedp.IgnoreCertErrors)
+	}
+	if len(s.mapHosts) > 0 {
+		rules := make([]string, len(s.mapHosts))
+		for i, h := range s.mapHosts {
+			rules[i] = "MAP " + h + " 127.0.0.1"
+		}
+		flags = append(flags, chromedp.Flag("host-resolver-rules", strings.Join(rules, ",")))
 	}
 	if s.audioFile != "" {
 		flags = append(flags, chromedp.Flag("use-file-for-fake-audio-capture", s.audioFile))
