@@ -124,15 +124,23 @@ func isToken(s string) bool {
 }
 
 // quietHandler passes on only sipgo's warnings and errors, and not the parse
-// errors that badRequestConn already answers.
+// errors that badRequestConn already answers, nor its connection
+// reference-count notes (a connection closed twice at teardown).
 type quietHandler struct{ slog.Handler }
+
+// SetLibraryLogger sends what sipgo logs outside any server (its package
+// default logger: stray retransmitted responses, connection teardown) to
+// log, filtered like the servers' own sipgo logging.
+func SetLibraryLogger(log *slog.Logger) {
+	sip.SetDefaultLogger(slog.New(quietHandler{log.Handler()}).With("component", "sipgo"))
+}
 
 func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
 }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, "parse") {
+	if strings.Contains(r.Message, "parse") || strings.Contains(r.Message, "ref went negative") {
 		return nil
 	}
 	return h.Handler.Handle(ctx, r)

@@ -41,6 +41,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, lc *lifecycl
 		return 2
 	}
 	log := newLogger(cfg.Log, stderr)
+	sip.SetLibraryLogger(log)
 	if err := serve(ctx, cfg, *path, log, lc); err != nil {
 		log.Error("switchboard stopped", "error", err)
 		return 1
