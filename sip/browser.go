@@ -339,7 +339,7 @@ func (c *call) phoneReoffer(from Leg, peer BrowserLeg, req *sip.Request, tx sip.
 	})
 	defer done()
 	if len(req.Body()) == 0 {
-		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "a re-INVITE without an offer is not supported on calls with a browser"`))
+		c.phoneRefresh(from, peer, req, tx, done)
 		return
 	}
 	_, _, info, err := parseSDP(req.Body())
@@ -348,16 +348,7 @@ func (c *call) phoneReoffer(from Leg, peer BrowserLeg, req *sip.Request, tx sip.
 		c.s.respond(tx, req, 488, "Not Acceptable Here")
 		return
 	}
-	dir := info.Direction
-	if !info.RTP.IsValid() {
-		// Held the old way, c=0.0.0.0 (RFC 3264 §8.4): send it nothing.
-		switch dir {
-		case "sendrecv":
-			dir = "sendonly"
-		case "recvonly":
-			dir = "inactive"
-		}
-	}
+	dir := phoneDirection(info)
 	answer, err := peer.AnswerPeer(req.Body(), dir, next)
 	if err != nil {
 		c.log.Info("phone re-offer refused", "leg", from.String(), "error", err)
@@ -400,4 +391,63 @@ func sameButVersion(a, b []byte) bool {
 		return strings.Join(out, "\n")
 	}
 	return strip(a) == strip(b)
+}
+
+// phoneDirection is the direction of a phone's SDP, with a stream held the
+// old way, c=0.0.0.0 (RFC 3264 §8.4), taken as not wanting media.
+func phoneDirection(info mediaInfo) string {
+	dir := info.Direction
+	if !info.RTP.IsValid() {
+		switch dir {
+		case "sendrecv":
+			dir = "sendonly"
+		case "recvonly":
+			dir = "inactive"
+		}
+	}
+	return dir
+}
+
+// phoneRefresh answers a phone's request without an offer on a call with
+// a browser. An UPDATE without SDP only refreshes the session (RFC 4028
+// §10) and gets a plain 200. A re-INVITE without SDP asks for an offer
+// (RFC 3261 §14.2): the 200 repeats the last SDP the phone got from us,
+// and the phone's answer in the ACK is applied like a re-offer (its
+// address and direction); an answer the browser's side cannot follow is
+// logged and the call goes on as it was.
+func (c *call) phoneRefresh(from Leg, peer BrowserLeg, req *sip.Request, tx sip.ServerTransaction, done func()) {
+	if req.Method != sip.INVITE {
+		c.s.respond(tx, req, 200, "OK")
+		c.log.Info("session refreshed", "method", string(req.Method), "from", from.String())
+		return
+	}
+	c.mu.Lock()
+	offer := c.plainSent[from]
+	if offer == nil && from == LegB && c.b != nil {
+		offer = c.b.InviteRequest.Body() // what the phone was called with
+	}
+	c.mu.Unlock()
+	if offer == nil {
+		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "no offer to make on this call"`))
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, offer)
+	res.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
+	res.AppendHeader(c.contact(from))
+	ack := c.respond2xx(from, req, tx, res, func() {})
+	done()
+	if ack == nil || len(ack.Body()) == 0 {
+		c.log.Info("no answer to our offer in the ACK", "leg", from.String())
+		return
+	}
+	_, _, info, err := parseSDP(ack.Body())
+	if err == nil {
+		_, err = peer.AnswerPeer(ack.Body(), phoneDirection(info), 0)
+	}
+	if err != nil {
+		c.log.Warn("phone answer in ACK unusable: media stays as it was", "leg", from.String(), "error", err)
+		return
+	}
+	c.media.SetRemote(from, info.RTP, info.RTCP)
+	c.log.Info("session modified", "method", string(req.Method), "from", from.String(), "direction", phoneDirection(info), "answered_by", "phone")
 }

@@ -241,3 +241,180 @@ func TestPhoneHoldsBrowser(t *testing.T) {
 	}
 	page.WaitText("call-state", "Call ended")
 }
+
+// sipgoCaller is a desk phone made with sipgo that calls: it answers the
+// server's challenge, and takes the server's BYE.
+type sipgoCaller struct {
+	t       *testing.T
+	cli     *sipgo.Client
+	dcc     *sipgo.DialogClientCache
+	contact sip.ContactHeader
+	sipAddr string
+	byes    chan struct{}
+}
+
+func newSipgoCaller(t *testing.T, sipAddr, user string) *sipgoCaller {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("sipgo-desk-phone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := sipgo.NewServer(ua)
+	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: udp.LocalAddr().(*net.UDPAddr).Port}}
+	p := &sipgoCaller{t: t, cli: cli, dcc: sipgo.NewDialogClientCache(cli, contact), contact: contact, sipAddr: sipAddr, byes: make(chan struct{}, 1)}
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if p.dcc.ReadBye(req, tx) == nil {
+			p.byes <- struct{}{}
+		}
+	})
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.ServeUDP(udp)
+	}()
+	t.Cleanup(func() {
+		udp.Close()
+		ua.Close()
+		<-served
+	})
+	return p
+}
+
+// call sends an INVITE with sdp to callee as user and returns the dialog
+// and a channel that gets the result of waiting for the answer.
+func (p *sipgoCaller) call(user, pass, callee, sdp string) (*sipgo.DialogClientSession, <-chan error) {
+	p.t.Helper()
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: callee, Host: "switchboard.local"})
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "switchboard.local"}, Params: tagParams()})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: callee, Host: "switchboard.local"}, Params: sip.NewParams()})
+	req.AppendHeader(sip.HeaderClone(&p.contact))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody([]byte(sdp))
+	req.SetDestination(p.sipAddr)
+	req.SetTransport("UDP")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	d, err := p.dcc.WriteInvite(ctx, req)
+	if err != nil {
+		cancel()
+		p.t.Fatalf("INVITE: %v", err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		defer cancel()
+		err := d.WaitAnswer(ctx, sipgo.AnswerOptions{Username: user, Password: pass})
+		if err == nil {
+			err = d.Ack(ctx)
+		}
+		answered <- err
+	}()
+	return d, answered
+}
+
+// inDialog sends a request of method with body (none when "") in the call,
+// ACKs a 2xx to an INVITE with ackBody, and returns the status and body
+// of the response.
+func inDialog(t *testing.T, d *sipgo.DialogClientSession, method sip.RequestMethod, body, ackBody string) (int, string) {
+	t.Helper()
+	target := d.InviteResponse.Contact().Address
+	req := sip.NewRequest(method, target)
+	if body != "" {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(body))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res, err := d.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	if method == sip.INVITE && res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, target)
+		if ackBody != "" {
+			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			ack.SetBody([]byte(ackBody))
+		}
+		if err := d.WriteRequest(ack); err != nil {
+			t.Fatalf("ACK: %v", err)
+		}
+	}
+	return res.StatusCode, string(res.Body())
+}
+
+// A desk phone (sipgo) that called the browser refreshes the session the
+// three ways phones do — the same offer again, an UPDATE without SDP, a
+// re-INVITE without SDP — and holds through the last one (its answer in
+// the ACK); then it resumes and audio flows both ways.
+func TestCallingPhoneRefreshesAndHoldsBrowser(t *testing.T) {
+	e := startBrowserEnv(t, map[string]string{"1001": "alice-1001", "1003": "carol-1003"})
+	media := newRTPPhone(t)
+	phone := newSipgoCaller(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001")
+	page := e.signIn(t, "1003", "carol-1003")
+
+	offer := phoneSDP(media.port(), 101)
+	d, answered := phone.call("1001", "alice-1001", "1003", offer)
+	page.WaitText("incoming-caller", "1001")
+	page.Click("answer-button")
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("call to the browser: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call to the browser was not answered")
+	}
+	first := string(d.InviteResponse.Body())
+	relay, _ := plainTarget(t, first)
+	firstVer := answerOf(t, "answer", first, relay, "sendrecv")
+	media.send(relay)
+	page.WaitText("call-state", "In call")
+	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
+	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
+
+	// The same offer again: the same answer, version and all.
+	if st, ans := inDialog(t, d, sip.INVITE, offer, ""); st != 200 || ans != first {
+		t.Fatalf("refresh re-INVITE: %d with\n%s\nwant 200 with the first answer (version %s)\n%s", st, ans, firstVer, first)
+	}
+	// UPDATE without SDP (RFC 4028 session timers).
+	if st, ans := inDialog(t, d, sip.UPDATE, "", ""); st != 200 || ans != "" {
+		t.Fatalf("UPDATE without SDP: %d %q, want 200 without a body", st, ans)
+	}
+	// A re-INVITE without SDP: our offer in the 200, the phone's answer,
+	// which holds (sendonly), in the ACK.
+	st, ourOffer := inDialog(t, d, sip.INVITE, "", holdSDP(media.port(), 101, "sendonly"))
+	if st != 200 {
+		t.Fatalf("re-INVITE without SDP: %d, want 200", st)
+	}
+	answerOf(t, "offer in the 200", ourOffer, relay, "sendrecv")
+	waitFor(t, "the hold from the ACK applied", func() bool {
+		n := media.count(0)
+		time.Sleep(500 * time.Millisecond)
+		return media.count(0)-n <= 1
+	})
+	held := media.count(0)
+	time.Sleep(time.Second)
+	if n := media.count(0) - held; n > 1 {
+		t.Fatalf("the phone on hold got %d packets from the browser in a second", n)
+	}
+
+	// Resume.
+	st, ans := inDialog(t, d, sip.INVITE, offer, "")
+	if st != 200 {
+		t.Fatalf("resume re-INVITE: %d, want 200", st)
+	}
+	answerOf(t, "resume", ans, relay, "sendrecv")
+	waitAtLeast(t, "PCMU packets from the browser after resuming", media.count(0)+25, func() int { return media.count(0) })
+	rx := browsertest.Eval[int](page, inboundPackets)
+	page.WaitFor(inboundPackets + fmt.Sprintf(`.then(n => n > %d)`, rx+25))
+
+	page.Click("hangup-button")
+	select {
+	case <-phone.byes:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the phone got no BYE")
+	}
+}
