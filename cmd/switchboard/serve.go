@@ -41,7 +41,13 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer, lc *lifecycl
 		return 2
 	}
 	log := newLogger(cfg.Log, stderr)
-	sip.SetLibraryLogger(log)
+	if lc != nil {
+		// sipgo's package logger is a global: set it only when the server
+		// owns the process (started by main). A server run inside a test
+		// shares the process with other sipgo users, which read it
+		// unsynchronised.
+		sip.SetLibraryLogger(log)
+	}
 	if err := serve(ctx, cfg, *path, log, lc); err != nil {
 		log.Error("switchboard stopped", "error", err)
 		return 1
