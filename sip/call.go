@@ -462,6 +462,11 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 			var de *sipgo.ErrDialogResponse
 			if errors.As(r.err, &de) {
 				codes = append(codes, de.Res.StatusCode)
+				if de.Res.StatusCode >= 600 {
+					// A global failure (busy everywhere, decline): the
+					// other devices stop ringing (RFC 3261 §16.7).
+					failStatus, failReason = pickFailure([]int{de.Res.StatusCode})
+				}
 			} else {
 				c.log.Debug("device unreachable", "error", r.err)
 				codes = append(codes, 408)
