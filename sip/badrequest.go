@@ -85,6 +85,19 @@ func badRequestResponse(data []byte, perr error) []byte {
 	if len(via) == 0 || len(callID) != 1 || len(cseq) != 1 {
 		return nil
 	}
+	res := badRequest(via, from, to, callID, cseq, perr)
+	if res == nil {
+		// A CSeq that cannot be read cannot be echoed either: answer with
+		// the request's method and sequence 0, so that the client can
+		// still match the answer to its request by Via branch and method.
+		res = badRequest(via, from, to, callID, []string{"CSeq: 0 " + parts[0]}, perr)
+	}
+	return res
+}
+
+// badRequest writes a 400 echoing the given header lines, or nil when the
+// result does not parse.
+func badRequest(via, from, to, callID, cseq []string, perr error) []byte {
 	reason := strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '

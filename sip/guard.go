@@ -444,6 +444,14 @@ func (s *Server) guarded(h sipgo.RequestHandler) sipgo.RequestHandler {
 			}
 			return
 		}
+		if reason := malformed(req); reason != "" {
+			// Parsed, but missing what every request must carry (RFC 3261
+			// §8.1.1): 400, with the reason, and nothing else happens.
+			if !req.IsAck() && req.Via() != nil {
+				s.respond(tx, req, 400, "Bad Request", sip.NewHeader("Warning", `399 switchboard "`+reason+`"`))
+			}
+			return
+		}
 		n := g.pending.Add(1)
 		defer g.pending.Add(-1)
 		if g.cfg.MaxPending > 0 && n > int64(g.cfg.MaxPending) && startsSomething(req) {
@@ -453,6 +461,27 @@ func (s *Server) guarded(h sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		h(req, tx)
 	}
+}
+
+// malformed names what a parsed request lacks of the headers every request
+// must carry (RFC 3261 §8.1.1), or a CSeq whose method is not the
+// request's; "" when it has them all.
+func malformed(req *sip.Request) string {
+	switch {
+	case req.From() == nil:
+		return "missing From"
+	case req.To() == nil:
+		return "missing To"
+	case req.CallID() == nil:
+		return "missing Call-ID"
+	case req.CSeq() == nil:
+		return "missing CSeq"
+	case req.CSeq().MethodName != req.Method:
+		return "CSeq method " + string(req.CSeq().MethodName) + " is not the request's " + string(req.Method)
+	case req.Via() == nil:
+		return "missing Via"
+	}
+	return ""
 }
 
 // startsSomething reports whether req starts new work (a registration, a

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -359,6 +360,37 @@ func TestMalformedInput(t *testing.T) {
 	res := rawUDP(t, e.udp, bad, 2*time.Second)
 	if !strings.HasPrefix(res, "SIP/2.0 400 ") || !strings.Contains(res, "Call-ID: bad-1") {
 		t.Fatalf("malformed request answered with %q", res)
+	}
+	// Requests that parse but lack what every request carries, or whose
+	// CSeq cannot be read, get 400 naming the problem.
+	n := 0
+	options := func(drop, add string) string {
+		n++
+		m := "OPTIONS sip:switchboard.local SIP/2.0\r\n" +
+			fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKbad2-%d;rport\r\n", n) +
+			"From: <sip:probe@switchboard.local>;tag=a\r\n" +
+			"To: <sip:switchboard.local>\r\n" +
+			"Call-ID: bad-2\r\n" +
+			"CSeq: 1 OPTIONS\r\n" +
+			"Max-Forwards: 70\r\n"
+		if drop != "" {
+			m = regexp.MustCompile(`(?m)^`+drop+`:.*\r\n`).ReplaceAllString(m, "")
+		}
+		return m + add + "Content-Length: 0\r\n\r\n"
+	}
+	for name, msg := range map[string]string{
+		"no From":           options("From", ""),
+		"no To":             options("To", ""),
+		"CSeq of INVITE":    options("CSeq", "CSeq: 1 INVITE\r\n"),
+		"CSeq not a number": options("CSeq", "CSeq: abc OPTIONS\r\n"),
+	} {
+		res := rawUDP(t, e.udp, msg, 2*time.Second)
+		if !strings.HasPrefix(res, "SIP/2.0 400 ") || !strings.Contains(res, "Call-ID: bad-2") || !strings.Contains(res, "branch=z9hG4bKbad2") {
+			t.Errorf("%s: answered with %q", name, res)
+		}
+	}
+	if res := rawUDP(t, e.udp, options("", ""), 2*time.Second); !strings.HasPrefix(res, "SIP/2.0 200 ") {
+		t.Errorf("a well-formed OPTIONS: %q", res)
 	}
 	for _, garbage := range []string{"\x00\x01\x02hello", "GET / HTTP/1.1\r\n\r\n", strings.Repeat("A", 3000), "SIP/2.0 200 OK\r\n\r\n"} {
 		if res := rawUDP(t, e.udp, garbage, 200*time.Millisecond); res != "" {
