@@ -145,7 +145,12 @@ type quietHandler struct{ slog.Handler }
 // default logger: stray retransmitted responses, connection teardown) to
 // log, filtered like the servers' own sipgo logging.
 func SetLibraryLogger(log *slog.Logger) {
-	sip.SetDefaultLogger(slog.New(quietHandler{log.Handler()}).With("component", "sipgo"))
+	sip.SetDefaultLogger(libraryLogger(log))
+}
+
+// libraryLogger is log filtered for sipgo's own logging.
+func libraryLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(quietHandler{log.Handler()}).With("component", "sipgo")
 }
 
 func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
