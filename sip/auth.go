@@ -26,7 +26,8 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.Serv
 	}
 	var creds digest.Credentials
 	var found bool
-	for _, h := range req.GetHeaders(hdrName) {
+	given := headersNamed(req, hdrName)
+	for _, h := range given {
 		c, err := digest.Parse(h.Value())
 		if err != nil {
 			continue
@@ -38,7 +39,7 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.Serv
 		break
 	}
 	if !found {
-		if len(req.GetHeaders(hdrName)) > 0 {
+		if len(given) > 0 {
 			s.log.Debug("unusable credentials", "method", string(req.Method), "source", req.Source())
 		}
 		s.challenge(req, tx, proxy, false)

@@ -306,7 +306,7 @@ func (r *registrar) register(ctx context.Context, req *sip.Request, user string)
 		}
 		hdrExpires = int(min(v, 1<<31-1))
 	}
-	contacts := req.GetHeaders("Contact")
+	contacts := headersNamed(req, "Contact")
 	l := r.lockUser(user)
 	defer l.Unlock()
 	cur := r.current(user)

@@ -69,6 +69,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // them fails.
 func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, lc *lifecycle) error {
 	log.Info("switchboard starting", "version", version)
+	tuneGC(log)
 	st, err := store.Open(ctx, cfg.Storage.Path, log)
 	if err != nil {
 		return err
