@@ -1,44 +1,54 @@
 #!/usr/bin/env bash
 # make bench: Switchboard measured side by side with Kamailio (registrar and
 # stateful proxy, bench/kamailio/kamailio.cfg) and rtpengine (userspace media
-# relay), in the same run, on loopback. Every comparison is repeated REPS
+# relay), in the same run, on loopback. The REGISTER comparison runs Kamailio
+# twice: keeping bindings in memory only ("kamailio", usrloc db_mode 0) and
+# writing each one through to SQLite before its 200 OK ("kamailio-db",
+# usrloc db_mode 1), the durable job Switchboard does. Every comparison is repeated REPS
 # times with the two systems interleaved; cmd/benchchart takes the medians and
 # the per-repetition ratios and writes docs/benchmarks.md and
 # docs/bench/chart.svg. Raw figures go to docs/bench/.
 #
 #   REPS         repetitions of each side-by-side comparison (default 3)
 #   REG_RATES    REGISTER rates offered, per second (default "1000 2500 5000")
-#   REG_SECS     seconds each rate is offered (default 6)
+#   REG_SECS     seconds each rate is offered (default 4)
 #   CPS_RATES    call setup rates offered (default "250 500 1000")
-#   CPS_SECS     seconds each rate is offered (default 6)
+#   CPS_SECS     seconds each rate is offered (default 4)
 #   BIND_STEPS   registration counts for the memory curve (default "1000 10000 100000")
 #   BIND_RATE    REGISTER rate while filling the registrar (default 2500)
 #   BIND_WAIT    seconds to let SIP transactions end before reading memory (default 34)
 #   RELAY_CALLS  concurrent calls swept through each relay (default "100,500,1000,2000")
-#   RELAY_SECS   measured seconds per relay run (default 4)
+#   RELAY_SECS   measured seconds per relay run (default 3)
 #   GO_COUNT     repetitions of each Go microbenchmark (default 5)
+#   GO_TIME      -benchtime of each Go microbenchmark (default 100ms)
 #   SKIP         space-separated steps to skip: go register bindings calls relay
 #
-# Every load is bounded in count and time and stays on 127.0.0.1.
+# Every load is bounded in count and time and stays on 127.0.0.1. Databases
+# and scratch files live in /dev/shm when it is there, so that neither
+# server's figures depend on the disk: Switchboard's store commits without
+# an fsync (WAL, synchronous=NORMAL) while Kamailio's db_sqlite keeps
+# SQLite's default (synchronous=FULL, an fsync per commit), and on tmpfs an
+# fsync costs nothing. Both survive a killed process either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 REG_RATES=${REG_RATES:-"1000 2500 5000"}
-REG_SECS=${REG_SECS:-6}
+REG_SECS=${REG_SECS:-4}
 REG_USERS=${REG_USERS:-20000}
 CPS_RATES=${CPS_RATES:-"250 500 1000"}
-CPS_SECS=${CPS_SECS:-6}
+CPS_SECS=${CPS_SECS:-4}
 BIND_STEPS=${BIND_STEPS:-"1000 10000 100000"}
 BIND_WAIT=${BIND_WAIT:-34}
 BIND_RATE=${BIND_RATE:-2500}
 RELAY_CALLS=${RELAY_CALLS:-"100,500,1000,2000"}
-RELAY_SECS=${RELAY_SECS:-4}
+RELAY_SECS=${RELAY_SECS:-3}
 GO_COUNT=${GO_COUNT:-5}
+GO_TIME=${GO_TIME:-100ms}
 SKIP=${SKIP:-}
 
 out=docs/bench
 mkdir -p "$out"
-work=$(mktemp -d)
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then work=$(mktemp -d -p /dev/shm); else work=$(mktemp -d); fi
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -57,6 +67,14 @@ skip() { [[ " $SKIP " == *" $1 "* ]]; }
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; } # test system param rep metric value
 command_of() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$commands"; } # test system command
 secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
+# section NAME: prints how long the previous section took and starts NAME.
+section_t0=$(date +%s)
+section_name=setup
+section() {
+	echo "  ($section_name took $(($(date +%s) - section_t0)) s)"
+	section_name=$1
+	section_t0=$(date +%s)
+}
 
 # tree PID: PID and its descendants (Kamailio runs as a process tree).
 tree() {
@@ -122,10 +140,11 @@ CGO_ENABLED=0 go build -trimpath -o bin/rtpload ./cmd/rtpload
 CGO_ENABLED=0 go build -trimpath -o bin/benchchart ./cmd/benchchart
 
 if ! skip go; then
+	section go
 	echo "== Go microbenchmarks (-benchmem, -count $GO_COUNT; compare runs with benchstat)"
 	# The hot paths: digest verification, REGISTER handling end to end, SDP
 	# rewrite, the relay per packet and the WebRTC bridge per packet.
-	gobench="go test -run '^\$' -bench 'Verify|Register\$|RewriteSDP|RelayForward|LegHandleRTP|Bridge' -benchmem -benchtime 300ms -count $GO_COUNT ./internal/digest ./sip ./media"
+	gobench="go test -run '^\$' -bench 'Verify|Register\$|RewriteSDP|RelayForward|LegHandleRTP|Bridge' -benchmem -benchtime $GO_TIME -count $GO_COUNT ./internal/digest ./sip ./media"
 	command_of go switchboard "$gobench"
 	eval "$gobench" 2>&1 | tee "$out/go.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
 fi
@@ -180,9 +199,18 @@ start_once() {
 			sleep 0.2
 		done
 		;;
-	kamailio)
+	kamailio | kamailio-db)
+		local uldb=()
+		if [ "$sys" = kamailio-db ]; then
+			# Kamailio's own location schema, in WAL mode like Switchboard's store.
+			rm -f "$dir/kam.sqlite"*
+			cat /usr/share/kamailio/db_sqlite/standard-create.sql /usr/share/kamailio/db_sqlite/usrloc-create.sql |
+				sqlite3 "$dir/kam.sqlite"
+			sqlite3 "$dir/kam.sqlite" 'PRAGMA journal_mode=WAL;' >/dev/null
+			uldb=(-A "ULDB=\"sqlite://$dir/kam.sqlite\"")
+		fi
 		kamailio -f bench/kamailio/kamailio.cfg -DD -E -m 1024 -M 32 -l "udp:127.0.0.1:$kport" \
-			-A "DBURL=\"text://$dir/kdb\"" -A "CTLSOCK=\"unix:$dir/kam.ctl\"" >"$dir/kam.log" 2>&1 &
+			-A "DBURL=\"text://$dir/kdb\"" -A "CTLSOCK=\"unix:$dir/kam.ctl\"" "${uldb[@]}" >"$dir/kam.log" 2>&1 &
 		srv=$!
 		sport=$kport
 		for _ in $(seq 300); do
@@ -201,8 +229,10 @@ stop() {
 	wait "$srv" 2>/dev/null || true
 }
 kamailio_cmd() { echo "kamailio -f bench/kamailio/kamailio.cfg -DD -E -m 1024 -M 32 -l udp:127.0.0.1:$kport -A 'DBURL=\"text://DIR/kdb\"'"; }
+kamailio_db_cmd() { echo "$(kamailio_cmd) -A 'ULDB=\"sqlite://DIR/kam.sqlite\"' (usrloc db_mode 1: every binding written to SQLite, WAL, before the 200 OK; 1 worker process)"; }
 
 if ! skip register; then
+	section register
 	echo "== REGISTER with digest auth: rates ${REG_RATES}/s, ${REG_SECS}s each, $REG_USERS users, $REPS reps"
 	dir=$work/reg
 	switchboard_config "$REG_USERS" "$dir"
@@ -210,8 +240,9 @@ if ! skip register; then
 	regcmd="sipp 127.0.0.1:PORT -sf sipp/register_auth.xml -inf users.csv -r RATE -m RATE*$REG_SECS -l 2*RATE -recv_timeout 5000 -i 127.0.0.1 -nostdin"
 	command_of register switchboard "bin/switchboard serve --config sb.yaml ($REG_USERS users); $regcmd"
 	command_of register kamailio "$(kamailio_cmd); $regcmd"
+	command_of register kamailio-db "$(kamailio_db_cmd); $regcmd"
 	for rep in $(seq "$REPS"); do
-		for sys in switchboard kamailio; do
+		for sys in switchboard kamailio kamailio-db; do
 			start $sys "$dir"
 			for rate in $REG_RATES; do
 				c0=$(cpu_s "$srv")
@@ -239,6 +270,7 @@ if ! skip register; then
 fi
 
 if ! skip bindings; then
+	section bindings
 	last=${BIND_STEPS##* }
 	echo "== memory per binding: ${BIND_STEPS// /, } registrations"
 	dir=$work/bind
@@ -247,45 +279,65 @@ if ! skip bindings; then
 	command_of bindings kamailio "$(kamailio_cmd); the same sipp runs; shared memory real_used from kamcmd core.shmmem; PSS of the process tree"
 	heap() { curl -s "http://127.0.0.1:$((port + 2))/debug/pprof/heap?debug=1&gc=1" | awk '/^# HeapInuse/ { print $4 }'; }
 	shm() { kamcmd -s "unix:$dir/kam.ctl" core.shmmem | awk '/real_used:/ { print $2 }'; }
+	# Both servers run side by side; each step's SIPp load goes to one at a
+	# time. Kamailio's step runs while Switchboard waits for the step's SIP
+	# transactions to end (an idle server: its heap, read after a GC, does
+	# not depend on the CPU Kamailio's load takes).
+	declare -A bpid bport bbase bpss0 bdone bheld bbad
+	start switchboard "$dir"
+	bpid[switchboard]=$srv bport[switchboard]=$sport
+	heap >/dev/null # a GC, then time for the runtime to return start-up garbage
+	start kamailio "$dir"
+	bpid[kamailio]=$srv bport[kamailio]=$sport
+	bbase[kamailio]=$(shm)
+	sleep 4
+	bbase[switchboard]=$(heap)
 	for sys in switchboard kamailio; do
-		start $sys "$dir"
-		if [ $sys = switchboard ]; then
-			heap >/dev/null # a GC, then time for the runtime to return start-up garbage
-			sleep 5
-			base=$(heap)
-		else
-			base=$(shm)
-		fi
-		pss0=$(pss_kib "$srv")
-		done_n=0
-		held=0
-		for n in $BIND_STEPS; do
-			users_csv "$done_n" $((n - done_n)) "$dir/step.csv"
-			sipp_run "$dir/sipp.txt" 127.0.0.1:$sport -sf sipp/register_auth.xml -inf "$dir/step.csv" -r "$BIND_RATE" -m $((n - done_n)) -l $((BIND_RATE * 2)) \
-				-recv_timeout 5000 -timeout 120s -i 127.0.0.1 -nostdin
-			read -r ok bad < <(sipp_counts "$dir/sipp.txt")
-			done_n=$n
-			held=$((held + ok)) # failed ones hold no binding
-			if [ $sys = switchboard ]; then
-				sleep "$BIND_WAIT" # non-INVITE server transactions live 64*T1 after the answer
-				mem=$(heap)
-			else
-				sleep 2
-				mem=$(shm)
-			fi
-			pss=$(pss_kib "$srv")
-			record bindings $sys "$n" 1 failed "$bad"
-			record bindings $sys "$n" 1 held "$held"
-			record bindings $sys "$n" 1 mem_bytes $((mem - base))
-			record bindings $sys "$n" 1 pss_kib $((pss - pss0))
-			printf '  %-11s %6d bindings held (%d failed): %s +%d B = %.0f B/binding, PSS +%d KiB\n' $sys "$held" "$bad" \
-				"$([ $sys = switchboard ] && echo heap || echo shm)" $((mem - base)) "$(awk -v m=$((mem - base)) -v n="$held" 'BEGIN { print n ? m / n : 0 }')" $((pss - pss0))
-		done
+		bpss0[$sys]=$(pss_kib "${bpid[$sys]}") bdone[$sys]=0 bheld[$sys]=0
+	done
+	# bind_run SYS N: registers users bdone..N-1 with SYS.
+	bind_run() {
+		local sys=$1 n=$2 ok bad
+		users_csv "${bdone[$sys]}" $((n - bdone[$sys])) "$dir/step-$sys.csv"
+		sipp_run "$dir/sipp-$sys.txt" 127.0.0.1:${bport[$sys]} -sf sipp/register_auth.xml -inf "$dir/step-$sys.csv" -r "$BIND_RATE" \
+			-m $((n - bdone[$sys])) -l $((BIND_RATE * 2)) -recv_timeout 5000 -timeout 120s -i 127.0.0.1 -nostdin
+		read -r ok bad < <(sipp_counts "$dir/sipp-$sys.txt")
+		bdone[$sys]=$n
+		bheld[$sys]=$((bheld[$sys] + ok)) # failed ones hold no binding
+		bbad[$sys]=$bad
+	}
+	# bind_read SYS N: records SYS's memory after the step of N.
+	bind_read() {
+		local sys=$1 n=$2 mem pss
+		if [ "$sys" = switchboard ]; then mem=$(heap); else mem=$(shm); fi
+		mem=$((mem - bbase[$sys]))
+		pss=$(($(pss_kib "${bpid[$sys]}") - bpss0[$sys]))
+		record bindings "$sys" "$n" 1 failed "${bbad[$sys]}"
+		record bindings "$sys" "$n" 1 held "${bheld[$sys]}"
+		record bindings "$sys" "$n" 1 mem_bytes "$mem"
+		record bindings "$sys" "$n" 1 pss_kib "$pss"
+		printf '  %-11s %6d bindings held (%d failed): %s +%d B = %.0f B/binding, PSS +%d KiB\n' "$sys" "${bheld[$sys]}" "${bbad[$sys]}" \
+			"$([ "$sys" = switchboard ] && echo heap || echo shm)" "$mem" "$(awk -v m="$mem" -v n="${bheld[$sys]}" 'BEGIN { print n ? m / n : 0 }')" "$pss"
+	}
+	for n in $BIND_STEPS; do
+		bind_run switchboard "$n"
+		t0=$(date +%s)
+		# non-INVITE server transactions live 64*T1 after the answer
+		bind_run kamailio "$n"
+		sleep 2
+		bind_read kamailio "$n"
+		left=$((BIND_WAIT - ($(date +%s) - t0)))
+		[ "$left" -gt 0 ] && sleep "$left"
+		bind_read switchboard "$n"
+	done
+	for sys in kamailio switchboard; do
+		srv=${bpid[$sys]}
 		stop
 	done
 fi
 
 if ! skip calls; then
+	section calls
 	echo "== call setup (INVITE/407/INVITE/200/ACK/BYE): rates ${CPS_RATES}/s, ${CPS_SECS}s each, $REPS reps"
 	dir=$work/cps
 	switchboard_config 2 "$dir"
@@ -332,6 +384,7 @@ if ! skip calls; then
 fi
 
 if ! skip relay; then
+	section relay
 	echo "== relay: rtpload sweep --calls $RELAY_CALLS, ${RELAY_SECS}s windows, Switchboard's relay and rtpengine (userspace), $REPS reps"
 	rcmd="bin/rtpload sweep --calls $RELAY_CALLS --duration ${RELAY_SECS}s --warmup 1s --json"
 	command_of relay switchboard "$rcmd --relay switchboard"
@@ -348,6 +401,7 @@ if ! skip relay; then
 	done
 fi
 
+section report
 echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 bin/benchchart report --dir "$out" --doc docs/benchmarks.md --chart "$out/chart.svg"
 echo "== wrote docs/benchmarks.md and $out/chart.svg"

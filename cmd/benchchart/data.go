@@ -308,6 +308,16 @@ func (b *bench) reps(test string) []int {
 	return rs
 }
 
+// has reports whether test has runs of system.
+func (b *bench) has(test, system string) bool {
+	for k := range b.runs[test] {
+		if k.system == system {
+			return true
+		}
+	}
+	return false
+}
+
 // sipRun is one SIPp run's derived figures.
 type sipRun struct {
 	ok, failed, wall, cpu, pssKiB float64
