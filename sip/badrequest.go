@@ -19,6 +19,9 @@ type badRequestConn struct {
 	parser *sip.Parser
 	log    *slog.Logger
 	guard  *guard // optional: drops datagrams from banned or flooding sources first
+	// register, when set, takes a parsed REGISTER (answered without a
+	// sipgo transaction, see stateless.go) and reports whether it did.
+	register func(req *sip.Request, addr net.Addr) bool
 }
 
 func newBadRequestConn(c net.PacketConn, log *slog.Logger) *badRequestConn {
@@ -38,7 +41,10 @@ func (c *badRequestConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if c.guard != nil && !c.guard.admitDatagram(addr, n) {
 			continue
 		}
-		if _, perr := c.parser.ParseSIP(data); perr == nil {
+		if msg, perr := c.parser.ParseSIP(data); perr == nil {
+			if req, ok := msg.(*sip.Request); ok && req.Method == sip.REGISTER && c.register != nil && c.register(req, addr) {
+				continue
+			}
 			return n, addr, nil
 		} else if res := badRequestResponse(data, perr); res != nil {
 			if c.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -105,6 +105,8 @@ type Server struct {
 
 	guard *guard // abuse protection: rate limits, bans, call limits
 
+	regInflight registerInflight // UDP REGISTERs being handled (stateless.go)
+
 	// draining is set by Drain: new calls are refused.
 	draining atomic.Bool
 
@@ -253,6 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(5)
 	bc := newBadRequestConn(udp, s.log)
 	bc.guard = s.guard
+	bc.register = s.statelessRegister(udp)
 	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(bc) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(guardListener{tcp, s.guard}) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
@@ -282,6 +285,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.reg.stop()
 	s.srv.Close()
 	wg.Wait()
+	s.regInflight.wg.Wait()
 	close(errc)
 	for err := range errc {
 		if first == nil {

@@ -139,6 +139,12 @@ func dsn(path string, readOnly bool) string {
 		// upgrade a read lock later can fail with SQLITE_BUSY regardless of
 		// busy_timeout.
 		q.Set("_txlock", "immediate")
+		// The writer's page cache holds the bindings table and its indexes
+		// for a large registrar (SQLite's default is 2 MiB): with the
+		// default, every refresh of a binding not touched lately read its
+		// pages back with pread, 12% of the server's CPU under REGISTER
+		// load (docs/bench/notes.md). Memory is used only as pages are.
+		q.Add("_pragma", "cache_size(-65536)")
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
 	return u.String()
