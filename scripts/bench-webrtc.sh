@@ -6,11 +6,11 @@
 # ways. Figures go to docs/bench/webrtc-load.txt.
 #
 #   WEBRTC_CALLS  concurrent bridged calls (default 200)
-#   WEBRTC_HOLD   how long all calls are held (default 20s)
+#   WEBRTC_HOLD   how long all calls are held (default 10s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WEBRTC_CALLS=${WEBRTC_CALLS:-200}
-export WEBRTC_HOLD=${WEBRTC_HOLD:-20s}
+export WEBRTC_HOLD=${WEBRTC_HOLD:-10s}
 mkdir -p docs/bench
 out=docs/bench/webrtc-load.txt
 {
