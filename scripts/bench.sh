@@ -16,9 +16,9 @@
 #   CPS_SECS     seconds each rate is offered (default 4)
 #   BIND_STEPS   registration counts for the memory curve (default "1000 10000 100000")
 #   BIND_RATE    REGISTER rate while filling the registrar (default 2500)
-#   BIND_WAIT    seconds after a step before reading memory (default 5: REGISTER
-#                over UDP keeps no SIP transaction, sip/stateless.go; raise it to
-#                34, 64*T1, for a server that keeps them)
+#   BIND_WAIT    seconds after a step before reading memory (default 34: the
+#                answers kept for retransmitted REGISTERs, sip/stateless.go,
+#                and any SIP transaction live at most 64*T1 = 32 s)
 #   RELAY_CALLS  concurrent calls swept through each relay (default "100,500,1000,2000")
 #   RELAY_SECS   measured seconds per relay run (default 3)
 #   GO_COUNT     repetitions of each Go microbenchmark (default 5)
@@ -40,7 +40,7 @@ REG_USERS=${REG_USERS:-20000}
 CPS_RATES=${CPS_RATES:-"250 500 1000"}
 CPS_SECS=${CPS_SECS:-4}
 BIND_STEPS=${BIND_STEPS:-"1000 10000 100000"}
-BIND_WAIT=${BIND_WAIT:-5}
+BIND_WAIT=${BIND_WAIT:-34}
 BIND_RATE=${BIND_RATE:-2500}
 RELAY_CALLS=${RELAY_CALLS:-"100,500,1000,2000"}
 RELAY_SECS=${RELAY_SECS:-3}

@@ -106,6 +106,7 @@ type Server struct {
 	guard *guard // abuse protection: rate limits, bans, call limits
 
 	regInflight registerInflight // UDP REGISTERs being handled (stateless.go)
+	regAnswers  answerCache      // and their final answers, for retransmissions
 
 	// draining is set by Drain: new calls are refused.
 	draining atomic.Bool
@@ -251,7 +252,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("sip listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "domain", s.cfg.Domain)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 8)
 	wg.Add(5)
 	bc := newBadRequestConn(udp, s.log)
 	bc.guard = s.guard
@@ -261,6 +262,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
 	go func() { defer wg.Done(); errc <- s.reg.run(ctx) }()
 	go func() { defer wg.Done(); errc <- s.guard.run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); errc <- s.expireAnswers(ctx) }()
 	if tlsLn != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.srv.ServeTLS(tlsLn) }()

@@ -2,28 +2,33 @@ package sip
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
 
 // REGISTER over UDP is answered without a sipgo server transaction, as
 // Kamailio's registrar answers it. A server transaction costs a state machine,
-// its timers and a goroutine, and keeps the request and its response alive
-// for 64·T1 (32 s) after the answer; under REGISTER load those live
-// transactions were most of the heap the garbage collector had to scan
-// (docs/bench/notes.md). A registration needs none of it:
+// its timers and a goroutine, and keeps the parsed request and response (a
+// few dozen pointer-rich objects) alive for 64·T1 (32 s) after the answer;
+// under REGISTER load those live transactions were most of the heap the
+// garbage collector had to scan (docs/bench/notes.md). What a non-INVITE
+// server transaction does for a retransmission (RFC 3261 §17.2.2) is kept:
 //
 //   - A retransmission that arrives while its REGISTER is still being
 //     handled (for instance while the binding is committed) is absorbed:
 //     registerInflight drops it.
-//   - A retransmission that arrives after the answer (the answer was lost) is
-//     handled again, which gives the same result: the 401 challenge again,
-//     or, for credentials, the same binding refreshed (RFC 3261 §10.3 step 7
-//     accepts a CSeq equal to the stored one) and 200 OK. The nonce is
-//     stateless, so it is still valid.
+//   - A retransmission that arrives after the answer gets the same answer,
+//     byte for byte, from answerCache, which keeps each final response as
+//     bytes for 16 to 32 s (Timer J is 32 s).
+//   - Past that, a retransmission is handled again, which gives an
+//     equivalent answer: the challenge again, or, for credentials, the same
+//     binding refreshed (RFC 3261 §10.3 step 7 accepts a CSeq equal to the
+//     stored one). The nonce is stateless, so it is still valid.
 //
 // TCP, TLS and WebSocket REGISTERs, where the transport retransmits nothing,
 // keep going through sipgo.
@@ -56,6 +61,69 @@ func (f *registerInflight) end(key string) {
 	f.mu.Unlock()
 }
 
+// answerCache keeps the final responses sent to UDP REGISTERs, as bytes, by
+// source and Via branch, in two generations: an entry lives from one to two
+// generations (answerGeneration), then goes with its generation. Rotation
+// happens on use and, for an idle server, from Run (expireAnswers).
+type answerCache struct {
+	mu        sync.Mutex
+	cur, prev map[string][]byte
+	rotated   time.Time
+}
+
+const answerGeneration = 16 * time.Second
+
+func (c *answerCache) rotate(now time.Time) {
+	switch age := now.Sub(c.rotated); {
+	case age >= 2*answerGeneration:
+		c.cur, c.prev, c.rotated = nil, nil, now
+	case age >= answerGeneration:
+		c.cur, c.prev, c.rotated = nil, c.cur, now
+	}
+}
+
+func (c *answerCache) get(key string, now time.Time) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rotate(now)
+	if b, ok := c.cur[key]; ok {
+		return b
+	}
+	return c.prev[key]
+}
+
+func (c *answerCache) put(key string, b []byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rotate(now)
+	if c.cur == nil {
+		c.cur = map[string][]byte{}
+	}
+	c.cur[key] = b
+}
+
+// expire drops the generations that are past, so that an idle server does
+// not keep the last answers; Run calls it every answerGeneration.
+func (c *answerCache) expire(now time.Time) {
+	c.mu.Lock()
+	c.rotate(now)
+	c.mu.Unlock()
+}
+
+// expireAnswers runs answerCache.expire until ctx ends.
+func (s *Server) expireAnswers(ctx context.Context) error {
+	t := time.NewTicker(answerGeneration / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			s.regAnswers.expire(now)
+		}
+	}
+}
+
 // statelessRegister returns the function badRequestConn hands a parsed UDP
 // REGISTER to; conn is the socket the answers leave from. It reports false
 // for a request it does not take (no Via branch to tell retransmissions by),
@@ -74,6 +142,10 @@ func (s *Server) statelessRegister(conn net.PacketConn) func(req *sip.Request, a
 		req.SetTransport("UDP")
 		req.SetSource(addr.String())
 		key := addr.String() + " " + branch
+		if b := s.regAnswers.get(key, time.Now()); b != nil {
+			_, _ = conn.WriteTo(b, addr) // a retransmission: the same answer
+			return true
+		}
 		if !s.regInflight.begin(key) {
 			return true // a retransmission of a REGISTER being handled
 		}
@@ -81,7 +153,10 @@ func (s *Server) statelessRegister(conn net.PacketConn) func(req *sip.Request, a
 		go func() {
 			defer s.regInflight.wg.Done()
 			defer s.regInflight.end(key)
-			h(req, &statelessTx{conn: conn, addr: addr, done: func() { s.regInflight.end(key) }})
+			h(req, &statelessTx{conn: conn, addr: addr, final: func(b []byte) {
+				s.regAnswers.put(key, b, time.Now())
+				s.regInflight.end(key)
+			}})
 		}()
 		return true
 	}
@@ -92,9 +167,9 @@ func (s *Server) statelessRegister(conn net.PacketConn) func(req *sip.Request, a
 type statelessTx struct {
 	conn net.PacketConn
 	addr net.Addr
-	// done is called before a final response leaves: from then on a
-	// retransmission is handled again, and so answered again.
-	done func()
+	// final is given a copy of a final response before it leaves: from
+	// then on a retransmission is answered with it.
+	final func([]byte)
 }
 
 var (
@@ -113,8 +188,8 @@ func (t *statelessTx) Respond(res *sip.Response) error {
 	if buf.Len() > sip.UDPMTUSize-200 {
 		return errResponseTooBig
 	}
-	if res.StatusCode >= 200 && t.done != nil {
-		t.done()
+	if res.StatusCode >= 200 && t.final != nil {
+		t.final(bytes.Clone(buf.Bytes()))
 	}
 	_, err := t.conn.WriteTo(buf.Bytes(), t.addr)
 	return err

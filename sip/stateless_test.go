@@ -87,10 +87,12 @@ func TestStatelessRegisterRetransmissions(t *testing.T) {
 	if res == nil || res.StatusCode != 401 {
 		t.Fatalf("first REGISTER: %v", res)
 	}
-	// The retransmitted unauthenticated REGISTER is challenged again.
+	// The retransmitted unauthenticated REGISTER gets the same challenge:
+	// the same nonce and the same To tag.
 	p.send(first)
-	if again := p.read(5 * time.Second); again == nil || again.StatusCode != 401 {
-		t.Fatalf("retransmitted first REGISTER: %v", again)
+	again := p.read(5 * time.Second)
+	if again == nil || again.String() != res.String() {
+		t.Fatalf("retransmitted first REGISTER answered\n%v\nwant the first answer\n%v", again, res)
 	}
 	if v := res.Via(); v == nil || !v.Params.Has("received") {
 		t.Fatalf("answer's Via lacks received/rport: %v", res.Via())
@@ -111,6 +113,7 @@ func TestStatelessRegisterRetransmissions(t *testing.T) {
 		p.send(second)
 	}
 	got := 0
+	var ok200 string
 	for {
 		r := p.read(2 * time.Second)
 		if r == nil {
@@ -122,6 +125,10 @@ func TestStatelessRegisterRetransmissions(t *testing.T) {
 		if ce := contactExpires(r); len(ce) != 1 {
 			t.Fatalf("200 OK contacts %v", ce)
 		}
+		if ok200 != "" && r.String() != ok200 {
+			t.Fatalf("a retransmission got another answer:\n%s\nfirst:\n%s", r, ok200)
+		}
+		ok200 = r.String()
 		got++
 	}
 	if got < 1 || got > 3 {
@@ -138,12 +145,38 @@ func TestStatelessRegisterRetransmissions(t *testing.T) {
 	if len(stored) != 1 || !stored[0].Expires.Equal(bs[0].Expires.Truncate(time.Millisecond)) {
 		t.Fatalf("stored bindings %+v, in memory %+v", stored, bs)
 	}
-	// Metrics count every answer sent, as without transactions.
+	// Metrics count each request answered once, retransmissions not, as
+	// with transactions.
 	m := e.srv.Metrics()
-	if n := m.Responses[MethodClass{Method: "REGISTER", Class: "4xx"}]; n != 2 {
-		t.Fatalf("REGISTER 4xx counted %d, want 2 (%v)", n, m.Responses)
+	if n := m.Responses[MethodClass{Method: "REGISTER", Class: "4xx"}]; n != 1 {
+		t.Fatalf("REGISTER 4xx counted %d, want 1 (%v)", n, m.Responses)
 	}
-	if n := m.Responses[MethodClass{Method: "REGISTER", Class: "2xx"}]; n != uint64(got) {
-		t.Fatalf("REGISTER 2xx counted %d, want %d", n, got)
+	if n := m.Responses[MethodClass{Method: "REGISTER", Class: "2xx"}]; n != 1 {
+		t.Fatalf("REGISTER 2xx counted %d, want 1", n)
+	}
+}
+
+// Each answer is kept for one to two generations, then dropped.
+func TestAnswerCacheGenerations(t *testing.T) {
+	var c answerCache
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.put("a", []byte("A"), t0)
+	c.put("b", []byte("B"), t0.Add(answerGeneration+time.Second)) // rotates: a is in prev
+	if got := c.get("a", t0.Add(answerGeneration+2*time.Second)); string(got) != "A" {
+		t.Fatalf("a after one generation: %q", got)
+	}
+	if got := c.get("a", t0.Add(2*answerGeneration+2*time.Second)); got != nil {
+		t.Fatalf("a after two generations: %q", got)
+	}
+	if got := c.get("b", t0.Add(2*answerGeneration+2*time.Second)); string(got) != "B" {
+		t.Fatalf("b after one generation: %q", got)
+	}
+	if got := c.get("b", t0.Add(5*answerGeneration)); got != nil {
+		t.Fatalf("b long after: %q", got)
+	}
+	c.put("c", []byte("C"), t0.Add(10*answerGeneration))
+	c.expire(t0.Add(12 * answerGeneration))
+	if c.cur != nil || c.prev != nil {
+		t.Fatalf("an idle cache keeps %d + %d answers", len(c.cur), len(c.prev))
 	}
 }
