@@ -337,6 +337,8 @@ func (c *call) phoneReoffer(from Leg, peer BrowserLeg, req *sip.Request, tx sip.
 		c.busy = false
 		c.mu.Unlock()
 	})
+	// done runs before each answer: the phone may send its next request
+	// the moment it has the answer.
 	defer done()
 	if len(req.Body()) == 0 {
 		c.phoneRefresh(from, peer, req, tx, done)
@@ -345,6 +347,7 @@ func (c *call) phoneReoffer(from Leg, peer BrowserLeg, req *sip.Request, tx sip.
 	_, _, info, err := parseSDP(req.Body())
 	if err != nil {
 		c.log.Info("phone re-offer unusable", "leg", from.String(), "error", err)
+		done()
 		c.s.respond(tx, req, 488, "Not Acceptable Here")
 		return
 	}
@@ -352,6 +355,7 @@ func (c *call) phoneReoffer(from Leg, peer BrowserLeg, req *sip.Request, tx sip.
 	answer, err := peer.AnswerPeer(req.Body(), dir, next)
 	if err != nil {
 		c.log.Info("phone re-offer refused", "leg", from.String(), "error", err)
+		done()
 		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "the browser on this call cannot follow this session change"`))
 		return
 	}
@@ -370,6 +374,7 @@ func (c *call) phoneReoffer(from Leg, peer BrowserLeg, req *sip.Request, tx sip.
 	res.AppendHeader(c.contact(from))
 	c.log.Info("session modified", "method", string(req.Method), "from", from.String(), "direction", dir, "answered_by", "bridge")
 	if req.Method != sip.INVITE {
+		done()
 		if err := tx.Respond(res); err != nil {
 			c.log.Debug("respond to phone re-offer failed", "error", err)
 		}
@@ -417,6 +422,7 @@ func phoneDirection(info mediaInfo) string {
 // logged and the call goes on as it was.
 func (c *call) phoneRefresh(from Leg, peer BrowserLeg, req *sip.Request, tx sip.ServerTransaction, done func()) {
 	if req.Method != sip.INVITE {
+		done()
 		c.s.respond(tx, req, 200, "OK")
 		c.log.Info("session refreshed", "method", string(req.Method), "from", from.String())
 		return
@@ -428,6 +434,7 @@ func (c *call) phoneRefresh(from Leg, peer BrowserLeg, req *sip.Request, tx sip.
 	}
 	c.mu.Unlock()
 	if offer == nil {
+		done()
 		c.s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "no offer to make on this call"`))
 		return
 	}
