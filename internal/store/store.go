@@ -43,6 +43,7 @@ const busyTimeout = 5 * time.Second
 type Store struct {
 	log  *slog.Logger
 	path string
+	lock *os.File         // held open while the store is: see lockFile
 	now  func() time.Time // the clock; tests replace it
 
 	wdb *sql.DB // the single write connection, owned by the writer goroutine
@@ -89,7 +90,12 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: create directory: %w", err)
 	}
+	lock, err := lockFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", abs, err)
+	}
 	if err := createPrivate(abs); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 
@@ -99,9 +105,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		now:        time.Now,
 		reqs:       make(chan *writeReq, queueSize),
 		writerDone: make(chan struct{}),
+		lock:       lock,
 	}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
+		lock.Close()
 		return nil, fmt.Errorf("open store %q: %w", abs, err)
 	}
 	go s.runWriter()
@@ -206,6 +214,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		<-s.writerDone
 		s.closeErr = s.closeDBs()
+		s.lock.Close() // after the last write: the next server may start
 		if s.closeErr == nil {
 			s.log.Info("store closed", "path", s.path)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -255,4 +256,27 @@ func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	if err := s.CreateUser(ctx, User{Name: "x"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("CreateUser after Close = %v, want ErrClosed", err)
 	}
+}
+
+// TestOneProcessPerDatabase: a second open of a database in use fails
+// with ErrLocked naming the holder; once the first is closed it succeeds.
+func TestOneProcessPerDatabase(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "switchboard.db")
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, path, nil)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) || !strings.Contains(err.Error(), "storage.path") {
+		t.Fatalf("second open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	s2.Close()
 }
