@@ -41,11 +41,12 @@ func TestCtlCallAndWebhooks(t *testing.T) {
 		t.Fatalf("call with one argument: exit %d, want 2", code)
 	}
 
-	// The registration event waits for the receiver that is down.
+	// The registration event and the refused click-to-call's call.ended
+	// wait for the receiver that is down.
 	var hooksOut string
-	waitFor(t, "a failed delivery in ctl webhooks", func() bool {
+	waitFor(t, "failed deliveries in ctl webhooks", func() bool {
 		code, hooksOut, errs = ctl("webhooks")
-		return code == 0 && regexpLine(hooksOut, `^`+regexpQuote(r.url())+`\s+1\s+0\s+0\s+\S+\s+[1-9]`)
+		return code == 0 && regexpLine(hooksOut, `^`+regexpQuote(r.url())+`\s+2\s+0\s+0\s+\S+\s+[1-9]`)
 	})
 	if !strings.HasPrefix(hooksOut, "URL") || !strings.Contains(hooksOut, "connection refused") {
 		t.Fatalf("webhooks:\n%s", hooksOut)
