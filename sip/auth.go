@@ -64,7 +64,7 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.Serv
 	}
 	if !creds.Verify(string(req.Method), ha1) || !exists {
 		s.log.Info("authentication failed", "method", string(req.Method), "user", creds.Username, "source", req.Source())
-		s.guard.authFailed(sourceAddr(req))
+		s.guard.authFailed(sourceAddr(req), creds.Username)
 		s.challenge(req, tx, proxy, false)
 		return store.User{}, false
 	}

@@ -134,6 +134,8 @@ type source struct {
 
 	fails     int
 	failStart time.Time
+	failUser  string    // the user of the last counted failure
+	failAt    time.Time // and when it was counted
 	drops     int
 	dropStart time.Time
 
@@ -253,9 +255,16 @@ func (g *guard) allowRate(a netip.Addr) bool {
 	return false
 }
 
-// authFailed counts a wrong password from a, and bans it after
+// failBurst is how close together wrong passwords for one user from one
+// source count as one: a phone with a mistyped password may answer every
+// new challenge at once, a dozen times in a few milliseconds, and must not
+// be banned for one typo. A guesser is still counted several times a
+// second, besides the request rate limit.
+const failBurst = 250 * time.Millisecond
+
+// authFailed counts a wrong password for user from a, and bans a after
 // Limits.AuthFailures within the window.
-func (g *guard) authFailed(a netip.Addr) {
+func (g *guard) authFailed(a netip.Addr, user string) {
 	g.authFailures.Add(1)
 	if g.cfg.AuthFailures <= 0 || !a.IsValid() || g.trusted(a) {
 		return
@@ -267,6 +276,10 @@ func (g *guard) authFailed(a netip.Addr) {
 	if now.Sub(src.failStart) > g.cfg.AuthFailureWindow {
 		src.fails, src.failStart = 0, now
 	}
+	if user == src.failUser && now.Sub(src.failAt) < failBurst {
+		return
+	}
+	src.failUser, src.failAt = user, now
 	src.fails++
 	if src.fails >= g.cfg.AuthFailures {
 		g.banLocked(a, src, BanAuthFailures, now)

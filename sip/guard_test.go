@@ -116,10 +116,19 @@ func TestBanAfterBadPasswords(t *testing.T) {
 	e := newEnv(t, withLimits(Limits{AuthFailures: 3, AuthFailureWindow: time.Minute, BanTime: time.Minute, MaxBanTime: time.Hour}))
 	atk := newAttacker(t, "127.0.0.2", e.udp)
 	alice := e.phone("1001", "pw-1001", "UDP")
-	for i := range 3 {
+	// A phone with a mistyped password answering each new challenge at
+	// once: the burst counts as one failure.
+	for i := range 6 {
 		if res := atk.badPassword("1001"); !strings.HasPrefix(res, "SIP/2.0 401") {
 			t.Fatalf("bad password %d: %q", i+1, res)
 		}
+	}
+	if b, ok := banOf(t, e, "127.0.0.2"); ok {
+		t.Fatalf("banned for one burst of retries: %+v", b)
+	}
+	for range 2 {
+		e.clock.advance(time.Second)
+		atk.badPassword("1001")
 	}
 	b, ok := banOf(t, e, "127.0.0.2")
 	if !ok || b.Reason != BanAuthFailures || b.Until.Sub(b.Since) != time.Minute || b.Offences != 1 {
@@ -141,6 +150,7 @@ func TestBanAfterBadPasswords(t *testing.T) {
 	}
 	// A second offence: twice as long.
 	for range 3 {
+		e.clock.advance(time.Second)
 		atk.badPassword("1001")
 	}
 	b, ok = banOf(t, e, "127.0.0.2")
