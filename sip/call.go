@@ -284,7 +284,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	now := s.now()
 	c := &call{
 		s:     s,
-		id:    uuid.NewString(),
+		id:    s.newCallID(req),
 		ended: make(chan struct{}),
 		aKey:  requestDialogKey(req),
 		// The caller is a browser: its media ends in a bridge.

@@ -61,12 +61,16 @@ type origTable struct {
 	mu       sync.Mutex
 	byID     map[string]*origCall
 	byDialog map[string]*origCall // by dialogKey(Call-ID, far side's tag)
-	wg       sync.WaitGroup
-	closed   bool
+	// bySIPCallID maps the Call-ID of the INVITE a click-to-call sends the
+	// server (From → To) to the click-to-call's ID, which that call takes
+	// as its own: the ID the API answered with names the call throughout.
+	bySIPCallID map[string]string
+	wg          sync.WaitGroup
+	closed      bool
 }
 
 func newOrigTable() *origTable {
-	return &origTable{byID: map[string]*origCall{}, byDialog: map[string]*origCall{}}
+	return &origTable{byID: map[string]*origCall{}, byDialog: map[string]*origCall{}, bySIPCallID: map[string]string{}}
 }
 
 // origCall is one click-to-call.
@@ -88,7 +92,23 @@ type origCall struct {
 	a      *sipgo.DialogClientSession
 	b      *sipgo.DialogClientSession
 	keys   []string
-	by     string // who ended it: "caller", "callee" or "system"
+	sipIDs []string // its keys in origTable.bySIPCallID
+	by     string   // who ended it: "caller", "callee" or "system"
+}
+
+// newCallID returns the ID of the call req starts: the click-to-call's ID
+// when a click-to-call sent it, otherwise a new one.
+func (s *Server) newCallID(req *sip.Request) string {
+	if cid := req.CallID(); cid != nil {
+		t := s.orig
+		t.mu.Lock()
+		id, ok := t.bySIPCallID[cid.Value()]
+		t.mu.Unlock()
+		if ok {
+			return id
+		}
+	}
+	return uuid.NewString()
 }
 
 // Originate rings every device of the user from; when one answers, it
@@ -297,7 +317,7 @@ func (o *origCall) recordUnanswered(err error) {
 func (o *origCall) cleanup() {
 	o.cancel()
 	o.mu.Lock()
-	a, b, by, keys := o.a, o.b, o.by, o.keys
+	a, b, by, keys, sipIDs := o.a, o.b, o.by, o.keys, o.sipIDs
 	o.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -315,6 +335,9 @@ func (o *origCall) cleanup() {
 	delete(t.byID, o.id)
 	for _, k := range keys {
 		delete(t.byDialog, k)
+	}
+	for _, k := range sipIDs {
+		delete(t.bySIPCallID, k)
 	}
 	t.mu.Unlock()
 	o.log.Info("click-to-call ended", "ended_by", by)
@@ -436,6 +459,13 @@ func (o *origCall) callCallee(answerA []byte, displayName string) (*sipgo.Dialog
 	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
 	cid := sip.CallIDHeader(uuid.NewString())
 	req.AppendHeader(&cid)
+	t := s.orig
+	t.mu.Lock()
+	t.bySIPCallID[string(cid)] = o.id
+	t.mu.Unlock()
+	o.mu.Lock()
+	o.sipIDs = append(o.sipIDs, string(cid))
+	o.mu.Unlock()
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
 	req.AppendHeader(s.contactFor("udp"))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))

@@ -133,6 +133,10 @@ func TestOriginate(t *testing.T) {
 	if c.Caller != "1001" || c.Callee != "1002" {
 		t.Fatalf("call %+v", c)
 	}
+	// The ID the API answered with names the call, and later its record.
+	if c.ID != o.ID {
+		t.Fatalf("call %s, click-to-call %s: want one ID", c.ID, o.ID)
+	}
 	// Audio flows both ways between the two phones.
 	mediaFlows(t, aliceRTP, relayA, bobRTP, 0xa1)
 	mediaFlows(t, bobRTP, relayB, aliceRTP, 0xb2)
