@@ -798,6 +798,13 @@ func (c *call) bridge(b *sipgo.DialogClientSession, bl BrowserLeg) {
 		c.rejectEnded()
 		return
 	}
+	// The codecs in use are those of the answer the caller gets (for a
+	// browser, what its bridge agreed), not the caller's whole offer.
+	if _, _, ai, _, err := parseCallerOffer(answer); err == nil && len(ai.Codecs) > 0 {
+		c.mu.Lock()
+		c.codecs = ai.Codecs
+		c.mu.Unlock()
+	}
 	c.mu.Lock()
 	over = c.over
 	if !over {

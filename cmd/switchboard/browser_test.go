@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,6 +266,26 @@ func TestBrowserCallsPhone(t *testing.T) {
 	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
 	// Browser → phone: PCMU from the browser's fake microphone.
 	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
+
+	// The call lists the codecs agreed (what the phone answered), not
+	// everything the browser offered.
+	var calls struct {
+		Items []struct {
+			Codecs []string `json:"codecs"`
+		} `json:"items"`
+	}
+	req, _ := http.NewRequest("GET", e.base+"/api/v1/calls", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		err = json.NewDecoder(res.Body).Decode(&calls)
+		res.Body.Close()
+		if err != nil || len(calls.Items) != 1 || len(calls.Items[0].Codecs) == 0 || calls.Items[0].Codecs[0] != "PCMU/8000" ||
+			slices.ContainsFunc(calls.Items[0].Codecs, func(c string) bool { return strings.HasPrefix(c, "opus/") }) {
+			t.Errorf("codecs of the call: %+v (%v)", calls.Items, err)
+		}
+	}
 
 	// The keypad sends telephone events to the phone.
 	page.Click("key-5")
