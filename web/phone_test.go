@@ -25,6 +25,8 @@ func TestPhoneHandler(t *testing.T) {
 		"missing":   {"/phone/nope.js", 404, "", ""},
 		"testids":   {"/", 200, "text/html", `data-testid="call-button"`},
 		"no webrtc": {"/phone/phone.js", 200, "javascript", "does not support WebRTC"},
+		"icon link": {"/", 200, "text/html", `<link rel="icon" type="image/svg+xml" href="/phone/icon.svg">`},
+		"icon":      {"/phone/icon.svg", 200, "image/svg+xml", "<svg"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
