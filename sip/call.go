@@ -271,6 +271,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 404, "Not Found")
 		return
 	}
+	if !s.admitCallee(req, tx, callee, false) {
+		return
+	}
 	offer, audio, offerInfo, browserA, err := parseCallerOffer(req.Body())
 	if len(req.Body()) == 0 {
 		s.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `399 switchboard "an SDP offer is required in the INVITE"`))

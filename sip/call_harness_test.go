@@ -96,11 +96,13 @@ type callEnv struct {
 type eventLog struct {
 	mu    sync.Mutex
 	types []string
+	data  []any // each event's data, beside its type
 }
 
-func (l *eventLog) Notify(eventType string, _ any) {
+func (l *eventLog) Notify(eventType string, data any) {
 	l.mu.Lock()
 	l.types = append(l.types, eventType)
+	l.data = append(l.data, data)
 	l.mu.Unlock()
 }
 

@@ -45,6 +45,8 @@ type CallEvent struct {
 	CallerURI  string         `json:"caller_uri"`
 	CalleeURI  string         `json:"callee_uri"`
 	Direction  string         `json:"direction"`
+	Trunk      string         `json:"trunk,omitempty"` // outbound and inbound calls
+	DID        string         `json:"did,omitempty"`   // inbound calls: the number dialled
 	StartedAt  time.Time      `json:"started_at"`
 	AnsweredAt time.Time      `json:"answered_at,omitzero"`
 	EndedAt    time.Time      `json:"ended_at,omitzero"`
@@ -72,7 +74,7 @@ func NewCallEvent(r store.CallRecord) CallEvent { return callEvent(r) }
 
 func callEvent(r store.CallRecord) CallEvent {
 	ev := CallEvent{ID: r.ID, Caller: r.Caller, Callee: r.Callee, CallerURI: r.CallerURI, CalleeURI: r.CalleeURI,
-		Direction: r.Direction, StartedAt: r.StartedAt.UTC(), AnsweredAt: r.AnsweredAt.UTC(), EndedAt: r.EndedAt.UTC(),
+		Direction: r.Direction, Trunk: r.Trunk, DID: r.DID, StartedAt: r.StartedAt.UTC(), AnsweredAt: r.AnsweredAt.UTC(), EndedAt: r.EndedAt.UTC(),
 		DurationMS: r.Duration.Milliseconds(), Result: r.Result, Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason}
 	for _, l := range r.Legs {
 		ev.Legs = append(ev.Legs, CallEventLeg{Name: l.Name, PacketsIn: l.PacketsIn, PacketsOut: l.PacketsOut,

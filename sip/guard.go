@@ -41,7 +41,9 @@ type Limits struct {
 	MaxMessageSize int
 	MaxHeaders     int
 	// MaxCalls bounds the calls in progress; MaxCallsPerUser those one
-	// user places. New calls past MaxCalls get 503 with Retry-After.
+	// user is in, placed or received. New calls past MaxCalls get 503
+	// with Retry-After; see admitCall and admitCallee for the per-user
+	// limit.
 	MaxCalls        int
 	MaxCallsPerUser int
 	// MaxPending bounds the requests being handled at once; past it new
@@ -534,10 +536,12 @@ func (s *Server) admitAnyCall(req *sip.Request, tx sip.ServerTransaction) bool {
 }
 
 // admitCall checks the per-user call limit for a new call from user; it
-// answers the request itself and returns false when the limit is reached.
+// answers the request itself (403) and returns false when the limit is
+// reached. Calls from trusted sources (a PBX placing calls for its users)
+// are not held to it.
 func (s *Server) admitCall(req *sip.Request, tx sip.ServerTransaction, user string) bool {
 	g := s.guard
-	if g.cfg.MaxCallsPerUser > 0 && !g.trusted(sourceAddr(req)) && s.calls.countCaller(user) >= g.cfg.MaxCallsPerUser {
+	if g.cfg.MaxCallsPerUser > 0 && !g.trusted(sourceAddr(req)) && s.calls.countUser(user) >= g.cfg.MaxCallsPerUser {
 		g.count(&g.refused, RefusedUserCalls)
 		s.log.Info("call refused: user has too many calls", "user", user, "limit", g.cfg.MaxCallsPerUser)
 		s.respond(tx, req, 403, "Forbidden: Too Many Calls")
@@ -546,8 +550,31 @@ func (s *Server) admitCall(req *sip.Request, tx sip.ServerTransaction, user stri
 	return true
 }
 
-// countCaller returns how many calls in progress user placed.
-func (t *callTable) countCaller(user string) int {
+// admitCallee checks the per-user call limit for a new call to user,
+// whether it comes from a phone or from a trunk's DID: a user already in
+// as many calls as the limit is busy, and the caller gets 486 Busy Here
+// (RFC 3261 §21.4.24). As for callers, calls from trusted sources (a PBX,
+// a load generator) are not held to it, except a trunk's: its provider is
+// trusted as an upstream (no rate limit, no ban), but its calls come from
+// anyone who dials the DID. It answers the request itself and returns
+// false when the limit is reached.
+func (s *Server) admitCallee(req *sip.Request, tx sip.ServerTransaction, user string, fromTrunk bool) bool {
+	g := s.guard
+	if g.cfg.MaxCallsPerUser <= 0 || !fromTrunk && g.trusted(sourceAddr(req)) {
+		return true
+	}
+	if s.calls.countUser(user) >= g.cfg.MaxCallsPerUser {
+		g.count(&g.refused, RefusedUserCalls)
+		s.log.Info("call refused: callee has too many calls", "user", user, "limit", g.cfg.MaxCallsPerUser, "source", req.Source())
+		s.respond(tx, req, 486, "Busy Here")
+		return false
+	}
+	return true
+}
+
+// countUser returns how many calls in progress user is in, as caller or
+// callee.
+func (t *callTable) countUser(user string) int {
 	t.mu.Lock()
 	calls := make([]*call, 0, len(t.byID))
 	for _, c := range t.byID {
@@ -557,7 +584,7 @@ func (t *callTable) countCaller(user string) int {
 	n := 0
 	for _, c := range calls {
 		c.mu.Lock()
-		if c.rec.Caller == user {
+		if c.rec.Caller == user || c.rec.Callee == user {
 			n++
 		}
 		c.mu.Unlock()

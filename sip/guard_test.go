@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -245,17 +246,30 @@ func TestTollFraud(t *testing.T) {
 	}
 }
 
-// TestCallLimits refuses calls past the per-user and total limits.
+// TestCallLimits refuses calls past the per-user and total limits: a
+// user in as many calls as the limit may place no more (403) and is busy
+// to callers (486).
 func TestCallLimits(t *testing.T) {
 	e := newCallEnv(t, 0, withLimits(Limits{MaxCalls: 2, MaxCallsPerUser: 1}))
 	a, b := callPair(e, "UDP", "UDP")
 	c := e.newPhone("1003", "pw-1003", phoneOpts{})
 	c.register()
+	if err := e.st.CreateUser(context.Background(), testUser("1004", "pw-1004")); err != nil {
+		t.Fatal(err)
+	}
+	d := e.newPhone("1004", "pw-1004", phoneOpts{})
+	d.register()
 	answeredCall(t, a, b)
 	if oc := a.call("1003", callOpts{}); oc.status != 403 {
 		t.Fatalf("second call of 1001: %d", oc.status)
 	}
-	oc2 := c.call("1002", callOpts{})
+	if oc := c.call("1002", callOpts{}); oc.status != 486 {
+		t.Fatalf("call to 1002, in a call already: %d %v", oc.status, oc.codes)
+	}
+	if r := b.next(sip.INVITE, 200*time.Millisecond); r != nil {
+		t.Error("a user at the call limit was rung")
+	}
+	oc2 := c.call("1004", callOpts{})
 	if oc2.status != 200 {
 		t.Fatalf("call of 1003: %d %v", oc2.status, oc2.codes)
 	}
@@ -266,7 +280,7 @@ func TestCallLimits(t *testing.T) {
 		t.Fatalf("third call: %d", oc3.status)
 	}
 	st := e.srv.ProtectionStats()
-	if st.CallsRefused[RefusedUserCalls] != 1 || st.CallsRefused[RefusedMaxCalls] != 1 {
+	if st.CallsRefused[RefusedUserCalls] != 2 || st.CallsRefused[RefusedMaxCalls] != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/internal/digest"
+	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/sip/trunk"
 )
 
@@ -252,6 +253,44 @@ func (l *eventLog) count(eventType string) int {
 	return n
 }
 
+// callEvents returns the data of the call events of type eventType for
+// the call id, in order.
+func (l *eventLog) callEvents(eventType, id string) []CallEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []CallEvent
+	for i, t := range l.types {
+		if ev, ok := l.data[i].(CallEvent); ok && t == eventType && ev.ID == id {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// checkTrunkEvents checks that the call.* events of call rec name trunk
+// and did (the outbound call's call.started names none: no trunk is
+// chosen yet).
+func checkTrunkEvents(t *testing.T, e *callEnv, rec store.CallRecord, trunkName, did string) {
+	t.Helper()
+	for _, typ := range []string{EventCallStarted, EventCallRinging, EventCallAnswered, EventCallEnded} {
+		evs := e.events.callEvents(typ, rec.ID)
+		if typ == EventCallRinging && len(evs) == 0 {
+			continue // the provider answered without ringing
+		}
+		if len(evs) != 1 {
+			t.Errorf("%d %s events for call %s, want 1", len(evs), typ, rec.ID)
+			continue
+		}
+		want := trunkName
+		if typ == EventCallStarted && rec.Direction == "outbound" {
+			want = ""
+		}
+		if evs[0].Trunk != want || evs[0].DID != did {
+			t.Errorf("%s names trunk %q and DID %q, want %q and %q", typ, evs[0].Trunk, evs[0].DID, want, did)
+		}
+	}
+}
+
 func TestTrunkRegistration(t *testing.T) {
 	addr := reserveAddr(t, "127.0.0.2")
 	e, ps := newTrunkEnv(t, trunkConfig("prov", addr, true))
@@ -452,6 +491,10 @@ func testTrunkOutboundCall(t *testing.T, transport string) {
 	if rec.Direction != "outbound" || rec.Callee != farNumber || rec.Result != "answered" {
 		t.Errorf("record %+v", rec)
 	}
+	if rec.Trunk != "prov" || rec.DID != "" {
+		t.Errorf("record names trunk %q and DID %q, want prov and none", rec.Trunk, rec.DID)
+	}
+	checkTrunkEvents(t, e, rec, "prov", "")
 	e.waitIdle(t)
 
 	// A number no trunk takes is still 404.
@@ -487,6 +530,10 @@ func TestTrunkInboundCall(t *testing.T) {
 	if rec.Direction != "inbound" || rec.Callee != "1002" || rec.Result != "answered" {
 		t.Errorf("record %+v", rec)
 	}
+	if rec.Trunk != "prov" || rec.DID != ourDID {
+		t.Errorf("record names trunk %q and DID %q, want prov and %s", rec.Trunk, rec.DID, ourDID)
+	}
+	checkTrunkEvents(t, e, rec, "prov", ourDID)
 
 	// A number that is not one of the trunk's: 404, nobody rings.
 	if oc := pr.call("+15559999999", callOpts{}); oc.status != 404 {
@@ -535,6 +582,9 @@ func TestTrunkFailover(t *testing.T) {
 	}
 	audio(t, e, a, p2.testPhone, 10, 500)
 	oc.hangup()
+	if rec := e.lastRecord(t, "1001"); rec.Trunk != "second" {
+		t.Errorf("the record of the call the second trunk carried names trunk %q", rec.Trunk)
+	}
 	// The 503 counted against the first trunk (its OPTIONS pings, which it
 	// still answers, may have set it up again since).
 	if st := ps[0].Status(); !strings.Contains(st.LastError, "call: provider answered 503") || st.LastErrorAt.IsZero() {
@@ -549,6 +599,9 @@ func TestTrunkFailover(t *testing.T) {
 	}
 	if r := oc.final.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), "first") || !strings.Contains(r.Value(), "second") {
 		t.Errorf("Reason %v", r)
+	}
+	if rec := e.lastRecord(t, "1001"); rec.Status != 503 || rec.Trunk != "" || !strings.Contains(rec.Reason, "second") {
+		t.Errorf("record of a call no trunk carried: %+v", rec)
 	}
 }
 

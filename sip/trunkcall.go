@@ -217,10 +217,15 @@ func (s *Server) inboundCall(req *sip.Request, tx sip.ServerTransaction, t trunk
 		s.respond(tx, req, 404, "Not Found")
 		return
 	}
+	// The user is held to the same limit as for a call from a phone
+	// (handleInvite has applied drain and the total limit already).
+	if !s.admitCallee(req, tx, user, true) {
+		return
+	}
 	c := s.newTrunkCall(req, store.CallRecord{
 		Caller: req.From().Address.User, Callee: user,
 		CallerURI: req.From().Address.String(), CalleeURI: req.Recipient.String(),
-		Direction: "inbound",
+		Direction: "inbound", Trunk: t.Name(), DID: did,
 	}, t.Name())
 	if _, _, _, err := parseSDP(req.Body()); err != nil || len(req.Body()) == 0 {
 		s.respond(tx, req, 488, "Not Acceptable Here")
@@ -369,6 +374,9 @@ func (c *call) connectTrunks(ts []trunk.Trunk, routes []trunk.Route, offerB []by
 			why = append(why, t.Name()+": "+err.Error())
 			continue
 		}
+		// The record names the trunk being tried, so that call.ringing
+		// and call.answered say which one carries the call.
+		c.setTrunk(t.Name())
 		d, status, err, end := c.tryTrunk(ringCtx, t, routes[i], offerB, fromName, &rs)
 		switch {
 		case d != nil:
@@ -390,13 +398,22 @@ func (c *call) connectTrunks(ts []trunk.Trunk, routes []trunk.Route, offerB []by
 		why = append(why, t.Name()+": "+what)
 	}
 	// Whatever the trunks said, the caller learns that the way out is
-	// unavailable now (RFC 3261 §21.5.4), and the Reason says why.
+	// unavailable now (RFC 3261 §21.5.4), and the Reason says why, naming
+	// every trunk tried; no one trunk carried the call.
+	c.setTrunk("")
 	reason := "no trunk connected: " + strings.Join(why, "; ")
 	res := c.withServer(sip.NewResponseFromRequest(c.a.InviteRequest, 503, reasonPhrase(503), nil), 0, "")
 	res.AppendHeader(reasonHeader(503, reason))
 	c.respondA(res)
 	c.log.Info("call not connected", "status", 503, "reason", reason)
 	c.finish(503, resultFor(503), "system", reason)
+}
+
+// setTrunk records the trunk the call goes through.
+func (c *call) setTrunk(name string) {
+	c.mu.Lock()
+	c.rec.Trunk = name
+	c.mu.Unlock()
 }
 
 // trunkFailover reports whether a trunk's answer means "try the next

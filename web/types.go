@@ -82,6 +82,8 @@ type Record struct {
 	CallerURI  string      `json:"caller_uri"`
 	CalleeURI  string      `json:"callee_uri"`
 	Direction  string      `json:"direction" doc:"internal, outbound or inbound."`
+	Trunk      string      `json:"trunk,omitempty" doc:"The trunk an outbound call left through, or an inbound call came in through; absent for internal calls and for outbound calls no trunk carried."`
+	DID        string      `json:"did,omitempty" doc:"The provider's number (DID) an inbound call dialled; absent for other calls."`
 	StartedAt  time.Time   `json:"started_at"`
 	AnsweredAt time.Time   `json:"answered_at,omitzero" doc:"Absent when the call was never answered."`
 	EndedAt    time.Time   `json:"ended_at,omitzero" doc:"Absent while the call is up."`

@@ -177,7 +177,7 @@ func (a *app) Hangup(_ context.Context, id string) error {
 
 func webRecord(r store.CallRecord) web.Record {
 	out := web.Record{ID: r.ID, Caller: r.Caller, Callee: r.Callee, CallerURI: r.CallerURI, CalleeURI: r.CalleeURI,
-		Direction: r.Direction, StartedAt: r.StartedAt, AnsweredAt: r.AnsweredAt, EndedAt: r.EndedAt,
+		Direction: r.Direction, Trunk: r.Trunk, DID: r.DID, StartedAt: r.StartedAt, AnsweredAt: r.AnsweredAt, EndedAt: r.EndedAt,
 		DurationMS: r.Duration.Milliseconds(), Result: r.Result, Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason,
 		Legs: make([]web.RecordLeg, len(r.Legs))}
 	for i, l := range r.Legs {

@@ -502,10 +502,17 @@ func (c *ctl) records(ctx context.Context, args []string) error {
 		if r.EndedAt.IsZero() {
 			result = "(in progress)"
 		}
-		rows[i] = []string{r.StartedAt.Local().Format(time.DateTime), r.Caller, r.Callee, result,
+		via := "-"
+		switch {
+		case r.DID != "":
+			via = r.Trunk + " " + r.DID
+		case r.Trunk != "":
+			via = r.Trunk
+		}
+		rows[i] = []string{r.StartedAt.Local().Format(time.DateTime), r.Caller, r.Callee, via, result,
 			strconv.Itoa(r.Status), dur, r.HangupBy, r.ID}
 	}
-	return c.table("STARTED\tCALLER\tCALLEE\tRESULT\tSTATUS\tDURATION\tHANGUP BY\tID", rows)
+	return c.table("STARTED\tCALLER\tCALLEE\tTRUNK\tRESULT\tSTATUS\tDURATION\tHANGUP BY\tID", rows)
 }
 
 func (c *ctl) users(ctx context.Context, args []string) error {

@@ -2,18 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/browsertest"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/web"
 )
 
 // TestSIPpTrunkCalls runs the real server with a trunk to a provider
@@ -36,6 +39,9 @@ func TestSIPpTrunkCalls(t *testing.T) {
     caller_id: "+15551230000"
     ping_interval: 0
 `, provAddr)
+	hooks := newReceiver(t)
+	hooks.start(t)
+	extra += hookConfig(hooks)
 	s := startServer(t, map[string]string{"1001": "alice-1001", "1002": "bob-1002"}, extra)
 	dir := s.dir
 	writeTone(t, filepath.Join(dir, "audio.ulaw"), 1.0)
@@ -94,6 +100,8 @@ func TestSIPpTrunkCalls(t *testing.T) {
 		t.Fatalf("phone 1002 (sipp uas): %v\n%s", err, tail(phone.out.String(), 2000))
 	}
 
+	checkTrunkRecords(t, dir, hooks)
+
 	s.stop(t)
 	st, err := store.Open(context.Background(), filepath.Join(dir, "sb.db"), nil)
 	if err != nil {
@@ -121,6 +129,75 @@ func TestSIPpTrunkCalls(t *testing.T) {
 				t.Errorf("%s call, leg %s relayed too little: %+v", r.Direction, l.Name, l)
 			}
 		}
+	}
+}
+
+// checkTrunkRecords checks that the records (through the API, as ctl
+// reads them) and the webhook call.* events of the two calls of
+// TestSIPpTrunkCalls name the trunk, and the DID of the inbound call.
+func checkTrunkRecords(t *testing.T, dir string, hooks *hookReceiver) {
+	t.Helper()
+	sock := filepath.Join(dir, "sb.sock")
+	want := map[string][2]string{"outbound": {"carrier", ""}, "inbound": {"carrier", "+15551230000"}}
+	code, out, errs := ctlRun(t, "", "--socket", sock, "--json", "records")
+	var recs []web.Record
+	if code != 0 || json.Unmarshal([]byte(out), &recs) != nil || len(recs) != 2 {
+		t.Fatalf("ctl records --json: %d %s %s", code, out, errs)
+	}
+	ids := map[string]string{} // call ID → direction
+	for _, r := range recs {
+		if w := want[r.Direction]; r.Trunk != w[0] || r.DID != w[1] {
+			t.Errorf("%s record names trunk %q and DID %q, want %q and %q", r.Direction, r.Trunk, r.DID, w[0], w[1])
+		}
+		ids[r.ID] = r.Direction
+	}
+	code, out, _ = ctlRun(t, "", "--socket", sock, "records")
+	if code != 0 || !regexpLine(out, `^STARTED\s+CALLER\s+CALLEE\s+TRUNK\s+RESULT`) ||
+		!regexpLine(out, `\s1001\s+\+15557654321\s+carrier\s+answered\s`) ||
+		!regexpLine(out, `\s\+15550001111\s+1002\s+carrier \+15551230000\s+answered\s`) {
+		t.Errorf("ctl records:\n%s", out)
+	}
+
+	// Every call.* event but the outbound call's call.started (no trunk
+	// is chosen then) names the trunk; the inbound call's also the DID.
+	var evs []hookEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, _ = hooks.events()
+		ended := 0
+		for _, ev := range evs {
+			if ev.Type == "call.ended" {
+				ended++
+			}
+		}
+		if ended == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	checked := 0
+	for _, ev := range evs {
+		if !strings.HasPrefix(ev.Type, "call.") {
+			continue
+		}
+		var data struct {
+			ID, Trunk, DID string
+		}
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			t.Fatalf("%s data: %v", ev.Type, err)
+		}
+		dir := ids[data.ID]
+		w := want[dir]
+		if dir == "outbound" && ev.Type == "call.started" {
+			w[0] = ""
+		}
+		if dir == "" || data.Trunk != w[0] || data.DID != w[1] {
+			t.Errorf("%s of the %s call: %s", ev.Type, dir, ev.Data)
+		}
+		checked++
+	}
+	if checked < 6 {
+		t.Errorf("%d call events checked, want at least 6 (started, answered, ended of two calls)", checked)
 	}
 }
 

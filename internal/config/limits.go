@@ -34,7 +34,8 @@ type Limits struct {
 	// MaxCalls bounds the calls in progress; 0 means as many as the media
 	// port range holds. Default 0.
 	MaxCalls int `yaml:"max_calls"`
-	// MaxCallsPerUser bounds the calls one user places at once. Default 10.
+	// MaxCallsPerUser bounds the calls one user is in at once, placed or
+	// received (from a phone or a trunk's DID). Default 10.
 	MaxCallsPerUser int `yaml:"max_calls_per_user"`
 	// MaxPending bounds the SIP requests being handled at once; past it new
 	// work is refused with 503 and Retry-After. Default 1000.

@@ -28,6 +28,12 @@ type CallRecord struct {
 	HangupBy   string        // "caller", "callee", "system", ""
 	Reason     string        // free text: Reason header, "media timeout", "shutdown", …
 	Legs       []LegStats    // per-leg media statistics; stored as JSON, nil when empty
+	// Trunk is the trunk an outbound call left through or an inbound call
+	// came in through; empty for internal calls and for outbound calls no
+	// trunk carried.
+	Trunk string
+	// DID is the provider's number an inbound trunk call dialled.
+	DID string
 }
 
 // LegStats are the media counters of one call leg.
@@ -55,17 +61,17 @@ const (
 const DefaultCallLimit = 100
 
 const callColumns = `id, caller, callee, caller_uri, callee_uri, direction, started_at, answered_at, ended_at,
-	duration_ms, result, status, hangup_by, reason, legs`
+	duration_ms, result, status, hangup_by, reason, legs, trunk, did`
 
 const selectCall = `SELECT ` + callColumns + ` FROM calls`
 
 const insertCallSQL = `INSERT INTO calls (` + callColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 
 // updateCallSQL keeps started_at when the record's StartedAt is zero.
 const updateCallSQL = `UPDATE calls SET caller = ?2, callee = ?3, caller_uri = ?4, callee_uri = ?5, direction = ?6,
 	started_at = coalesce(?7, started_at), answered_at = ?8, ended_at = ?9, duration_ms = ?10, result = ?11,
-	status = ?12, hangup_by = ?13, reason = ?14, legs = ?15
+	status = ?12, hangup_by = ?13, reason = ?14, legs = ?15, trunk = ?16, did = ?17
 	WHERE id = ?1`
 
 // callArgs returns the parameters of insertCallSQL and updateCallSQL, in
@@ -81,7 +87,7 @@ func callArgs(r CallRecord) ([]any, error) {
 	}
 	return []any{r.ID, r.Caller, r.Callee, r.CallerURI, r.CalleeURI, r.Direction,
 		nullMillis(r.StartedAt), nullMillis(r.AnsweredAt), nullMillis(r.EndedAt), r.Duration.Milliseconds(),
-		r.Result, int64(r.Status), r.HangupBy, r.Reason, legs}, nil
+		r.Result, int64(r.Status), r.HangupBy, r.Reason, legs, r.Trunk, r.DID}, nil
 }
 
 func scanCall(sc scanner) (CallRecord, error) {
@@ -93,7 +99,7 @@ func scanCall(sc scanner) (CallRecord, error) {
 		legs                sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.Caller, &r.Callee, &r.CallerURI, &r.CalleeURI, &r.Direction, &startedAt,
-		&answeredAt, &endedAt, &durationMS, &r.Result, &r.Status, &r.HangupBy, &r.Reason, &legs); err != nil {
+		&answeredAt, &endedAt, &durationMS, &r.Result, &r.Status, &r.HangupBy, &r.Reason, &legs, &r.Trunk, &r.DID); err != nil {
 		return CallRecord{}, err
 	}
 	r.StartedAt = fromMillis(startedAt)

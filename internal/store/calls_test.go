@@ -268,3 +268,26 @@ func TestMarkOpenCallsCrashed(t *testing.T) {
 		t.Errorf("second MarkOpenCallsCrashed = %d, %v; want 0", n, err)
 	}
 }
+
+// A trunk call's record keeps the trunk's name and the dialled DID through
+// its start and its end.
+func TestCallRecordTrunk(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	in := CallRecord{ID: "t1", Caller: "+15550001111", Callee: "1002", Direction: "inbound",
+		Trunk: "carrier", DID: "+15551230000", StartedAt: baseTime}
+	if err := s.StartCall(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	in.EndedAt, in.Result, in.Status = baseTime.Add(time.Second), "answered", 200
+	if err := s.UpdateCall(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Call(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Trunk != "carrier" || got.DID != "+15551230000" {
+		t.Errorf("trunk %q, DID %q; want carrier, +15551230000", got.Trunk, got.DID)
+	}
+}
