@@ -67,6 +67,9 @@ type call struct {
 	// codecs are the audio formats of the caller's offer, then of the
 	// callee's answer (the ones in use); guarded by mu.
 	codecs []string
+	// bContact, when set, is our Contact toward leg B in place of
+	// contactFor's: a trunk's public address behind a NAT; guarded by mu.
+	bContact *sip.ContactHeader
 	// browserA is set when the caller is a browser (a WebRTC offer);
 	// browsers holds the bridges of the legs that face browsers.
 	browserA bool
@@ -1059,6 +1062,9 @@ func (c *call) contact(leg Leg) *sip.ContactHeader {
 	defer c.mu.Unlock()
 	if leg == LegA {
 		return c.s.contactFor(c.a.InviteRequest.Transport())
+	}
+	if c.bContact != nil {
+		return c.bContact.Clone()
 	}
 	return c.s.contactFor(c.b.InviteRequest.Transport())
 }

@@ -381,6 +381,13 @@ func (c *call) connectTrunks(ts []trunk.Trunk, routes []trunk.Route, offerB []by
 		switch {
 		case d != nil:
 			c.log.Info("call leaves through trunk", "trunk", t.Name(), "number", routes[i].Number)
+			// Requests in the dialog keep the Contact of the INVITE,
+			// which may name a public address (see trunkRequest).
+			if ct := d.InviteRequest.Contact(); ct != nil {
+				c.mu.Lock()
+				c.bContact = ct.Clone()
+				c.mu.Unlock()
+			}
 			c.bridge(d, nil)
 			return
 		case end != nil:
@@ -545,7 +552,13 @@ func (c *call) trunkRequest(r trunk.Route, offerB []byte, fromName string) *sip.
 	cid := sip.CallIDHeader(uuid.NewString())
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-	req.AppendHeader(s.contactFor(r.Transport))
+	contact := s.contactFor(r.Transport)
+	if r.Public.IsValid() {
+		// Behind a NAT: the address the provider reaches us at, as the
+		// trunk registered it.
+		contact.Address.Host, contact.Address.Port = r.Public.Addr().String(), int(r.Public.Port())
+	}
+	req.AppendHeader(contact)
 	if r.AssertedIdentity != "" {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", r.AssertedIdentity))
 	}

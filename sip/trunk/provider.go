@@ -109,6 +109,7 @@ type Provider struct {
 	addrs  map[netip.Addr]bool // the provider's addresses
 	notify func(string, any)
 	h      health
+	public netip.AddrPort // our address as the provider sees it, behind a NAT
 }
 
 // health is what the provider has heard lately.
@@ -195,6 +196,9 @@ func (p *Provider) Route(user, number string) (Route, bool) {
 		Timeout:     p.cfg.Timeout,
 	}
 	r.URI = p.uri(num, true)
+	p.mu.Lock()
+	r.Public = p.public
+	p.mu.Unlock()
 	cid := p.cfg.CallerID
 	if cid == "" {
 		cid = p.cfg.Username

@@ -158,6 +158,10 @@ func (p *Provider) register(ctx context.Context, host Host, reg *registration, e
 		p.log.Info("provider sees another address: registering it", "public", pub.String(), "local", local.HostPort())
 		reg.public = pub
 		reg.again = true
+		// Calls name it too (Route), from now on.
+		p.mu.Lock()
+		p.public = pub
+		p.mu.Unlock()
 	}
 	return granted, nil
 }

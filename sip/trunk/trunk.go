@@ -66,6 +66,12 @@ type Route struct {
 	Username, Password string
 	// Timeout bounds the wait for the provider's first response.
 	Timeout time.Duration
+	// Public is the address the provider sees us at when a NAT between
+	// makes it differ from ours, as its answers to REGISTER told
+	// (RFC 3581 received and rport); zero otherwise. The INVITE's Contact
+	// names it, as the REGISTER's does, so that the provider's requests
+	// in the dialog (BYE, re-INVITE) reach us through the NAT.
+	Public netip.AddrPort
 }
 
 // State is a trunk's health as an operator reads it.
