@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -287,7 +288,9 @@ var (
 
 // phoneOpts change how a phone presents itself.
 type phoneOpts struct {
-	transport string // "UDP" (default) or "TCP"
+	transport string // "UDP" (default), "TCP", or "TLS" with tls set
+	// tls is the certificate a "TLS" phone (a provider) serves.
+	tls *tls.Config
 	// fakeRTPPort is advertised in SDP instead of the real RTP port, as a
 	// phone behind NAT would.
 	fakeRTPPort int
@@ -390,7 +393,7 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 		o.setup(srv)
 	}
 
-	if o.transport == "TCP" {
+	if o.transport == "TCP" || o.transport == "TLS" {
 		l, err := net.Listen("tcp", o.bind)
 		if err != nil {
 			t.Fatal(err)
@@ -401,7 +404,12 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 			t.Fatal(err)
 		}
 		p.wg.Add(1)
-		go func() { defer p.wg.Done(); _ = srv.ServeTCP(l) }()
+		if o.transport == "TLS" {
+			tl := tls.NewListener(l, o.tls)
+			go func() { defer p.wg.Done(); _ = srv.ServeTLS(tl) }()
+		} else {
+			go func() { defer p.wg.Done(); _ = srv.ServeTCP(l) }()
+		}
 		p.closeSIP = func() { l.Close() }
 	} else {
 		c, err := net.ListenPacket("udp", o.bind)
@@ -428,8 +436,8 @@ func (e *callEnv) newPhone(user, pass string, o phoneOpts) *testPhone {
 		})
 	}
 	contact := "sip:" + user + "@" + p.sipAddr
-	if o.transport == "TCP" {
-		contact += ";transport=tcp"
+	if o.transport == "TCP" || o.transport == "TLS" {
+		contact += ";transport=" + strings.ToLower(o.transport)
 	}
 	if o.fakeContact != "" {
 		contact = o.fakeContact

@@ -162,6 +162,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentParser(parser),
 		sipgo.WithUserAgentHostname(cfg.Listen.Addr().String()),
+		sipgo.WithUserAgenTLSConfig(s.clientTLS()),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(libLog)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(libLog)),
 	)

@@ -90,14 +90,21 @@ func reserveTCPAddr(t *testing.T, ip string) string {
 // newProvider starts a provider listening on addr, over UDP unless a
 // transport is given.
 func newProvider(e *callEnv, addr string, transport ...string) *testProvider {
+	o := phoneOpts{transport: "UDP"}
+	if len(transport) > 0 {
+		o.transport = transport[0]
+	}
+	return newProviderOpts(e, addr, o)
+}
+
+// newProviderOpts starts a provider listening on addr with o's transport
+// (and, for TLS, certificate).
+func newProviderOpts(e *callEnv, addr string, o phoneOpts) *testProvider {
 	pr := &testProvider{addr: addr, nonces: digest.NewNonces(time.Minute, time.Now),
 		ha1: digest.HA1(digest.MD5, provUser, provRealm, provPass), challenges: map[sip.RequestMethod]int{}}
 	var phone atomic.Pointer[testPhone]
-	tp := "UDP"
-	if len(transport) > 0 {
-		tp = transport[0]
-	}
-	pr.testPhone = e.newPhone("provider", "", phoneOpts{bind: addr, transport: tp, setup: func(srv *sipgo.Server) {
+	o.bind = addr
+	o.setup = func(srv *sipgo.Server) {
 		srv.OnRegister(pr.onRegister)
 		srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 			if pr.blackhole.Load() {
@@ -125,7 +132,8 @@ func newProvider(e *callEnv, addr string, transport ...string) *testProvider {
 				p.onInvite(req, tx)
 			}
 		})
-	}})
+	}
+	pr.testPhone = e.newPhone("provider", "", o)
 	phone.Store(pr.testPhone)
 	return pr
 }

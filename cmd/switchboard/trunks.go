@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"reflect"
 
@@ -30,6 +31,11 @@ func newTrunks(cfg *config.Config, log *slog.Logger) ([]trunk.Trunk, error) {
 		if tc.PingInterval == 0 {
 			tc.PingInterval = -1 // 0 in the file disables the checks
 		}
+		roots, err := t.RootCAs()
+		if err != nil {
+			return nil, fmt.Errorf("trunks: %q: ca_file %q %w", t.Name, t.CAFile, err)
+		}
+		tc.RootCAs = roots
 		p, err := trunk.New(tc, log)
 		if err != nil {
 			return nil, err

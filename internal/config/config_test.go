@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/certs"
 )
 
 func TestShippedConfigLoads(t *testing.T) {
@@ -74,6 +76,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"trunk timeout", ok + "trunks: [{name: p, address: 'a:5060', register: false, timeout: 10ms}]\n", "trunks[0].timeout 10ms must be between 100ms and 1m"},
 		{"trunk ping", ok + "trunks: [{name: p, address: 'a:5060', register: false, ping_interval: 100ms}]\n", "trunks[0].ping_interval 100ms must be between 1s and 1h, or 0"},
 		{"trunk inbound user", ok + "trunks: [{name: p, address: 'a:5060', register: false, inbound: {'+1555': 'x y'}}]\n", `trunks[0].inbound "+1555": user "x y" must be`},
+		{"trunk ca_file missing", ok + "trunks: [{name: p, address: 'a:5061', register: false, transport: tls, ca_file: /nonexistent/ca.pem}]\n", `trunks[0].ca_file "/nonexistent/ca.pem" is not a readable file`},
 		{"webhook url", ok + "webhooks: [{url: 'ftp://x', secret: abcdefgh}]\n", `webhooks[0].url "ftp://x" must be an http:// or https:// URL`},
 		{"webhook event", ok + "webhooks: [{url: 'http://x', secret: abcdefgh, events: [call.exploded]}]\n", `webhooks[0].events[0] "call.exploded" is not an event type`},
 		{"algorithm", ok + "sip: {auth_algorithms: [SHA-512]}\n", `sip.auth_algorithms[0] "SHA-512" must be SHA-256 or MD5`},
@@ -142,4 +145,41 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = Parse(data)
 	})
+}
+
+// TestTrunkCAFile reads a TLS trunk's CA file, and names the key when the
+// file is no use.
+func TestTrunkCAFile(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, _, err := certs.SelfSigned("provider CA", "sip.provider.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, junk := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(good, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(junk, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "web: {api_tokens: [abcdefgh]}\ntrunks: [{name: p, address: 'sip.provider.test:5061', register: false, "
+	cfg, err := Parse([]byte(base + "transport: tls, ca_file: '" + good + "'}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pool, err := cfg.Trunks[0].RootCAs(); err != nil || pool == nil {
+		t.Fatalf("RootCAs() = %v, %v", pool, err)
+	}
+	if pool, err := (Trunk{}).RootCAs(); pool != nil || err != nil {
+		t.Errorf("no ca_file: RootCAs() = %v, %v; want the system's (nil)", pool, err)
+	}
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"not PEM":     {"transport: tls, ca_file: '" + junk + "'}]\n", `trunks[0].ca_file "` + junk + `" holds no PEM certificate`},
+		"without tls": {"transport: udp, ca_file: '" + good + "'}]\n", `trunks[0].ca_file is set but trunks[0].transport is "udp": a CA file checks a provider's TLS certificate; set transport: tls`},
+	} {
+		_, err := Parse([]byte(base + tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", name, err, tc.want)
+		}
+	}
 }

@@ -191,6 +191,11 @@ func (c *Config) Validate() error {
 		if d := t.Timeout.D(); d < 100*time.Millisecond || d > time.Minute {
 			v.addf("%s.timeout %s must be between 100ms and 1m", key, t.Timeout)
 		}
+		if t.CAFile != "" && t.Transport != "tls" {
+			v.addf("%s.ca_file is set but %s.transport is %q: a CA file checks a provider's TLS certificate; set transport: tls", key, key, t.Transport)
+		} else if _, err := t.RootCAs(); err != nil {
+			v.addf("%s.ca_file %q %v", key, t.CAFile, err)
+		}
 		if t.PingInterval != nil && *t.PingInterval != 0 && (t.PingInterval.D() < time.Second || t.PingInterval.D() > time.Hour) {
 			v.addf("%s.ping_interval %s must be between 1s and 1h, or 0 to disable the checks", key, *t.PingInterval)
 		}

@@ -1,6 +1,7 @@
 package trunk
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -67,6 +68,10 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// UserAgent is our User-Agent header.
 	UserAgent string
+	// RootCAs, when set, are the certificate authorities that a TLS
+	// trunk's provider certificate must chain to, in place of the
+	// system's roots: for a provider with a private CA.
+	RootCAs *x509.CertPool
 }
 
 func (c *Config) applyDefaults() {
@@ -176,6 +181,16 @@ func (p *Provider) authUser() string {
 
 // Name is the trunk's name.
 func (p *Provider) Name() string { return p.cfg.Name }
+
+// TLSPeer reports, for a trunk over TLS, the name its provider's
+// certificate must carry (the host of Address) and the roots it must chain
+// to (nil: the system's). ok is false for other transports.
+func (p *Provider) TLSPeer() (host string, roots *x509.CertPool, ok bool) {
+	if p.cfg.Transport != "tls" {
+		return "", nil, false
+	}
+	return p.host, p.cfg.RootCAs, true
+}
 
 // Route reports whether user may call number through this trunk.
 func (p *Provider) Route(user, number string) (Route, bool) {
