@@ -509,10 +509,10 @@ func (c *ctl) records(ctx context.Context, args []string) error {
 		case r.Trunk != "":
 			via = r.Trunk
 		}
-		rows[i] = []string{r.StartedAt.Local().Format(time.DateTime), r.Caller, r.Callee, via, result,
-			strconv.Itoa(r.Status), dur, r.HangupBy, r.ID}
+		rows[i] = []string{r.StartedAt.Local().Format(time.DateTime), r.Caller, r.Callee, result,
+			strconv.Itoa(r.Status), dur, r.HangupBy, r.ID, via}
 	}
-	return c.table("STARTED\tCALLER\tCALLEE\tTRUNK\tRESULT\tSTATUS\tDURATION\tHANGUP BY\tID", rows)
+	return c.table("STARTED\tCALLER\tCALLEE\tRESULT\tSTATUS\tDURATION\tHANGUP BY\tID\tTRUNK", rows)
 }
 
 func (c *ctl) users(ctx context.Context, args []string) error {
