@@ -67,9 +67,10 @@ type call struct {
 	// codecs are the audio formats of the caller's offer, then of the
 	// callee's answer (the ones in use); guarded by mu.
 	codecs []string
-	// bContact, when set, is our Contact toward leg B in place of
-	// contactFor's: a trunk's public address behind a NAT; guarded by mu.
-	bContact *sip.ContactHeader
+	// aContact and bContact, when set, are our Contact toward leg A or B
+	// in place of contactFor's: a trunk's public address behind a NAT.
+	// aContact is set before the call is shared; bContact is guarded by mu.
+	aContact, bContact *sip.ContactHeader
 	// browserA is set when the caller is a browser (a WebRTC offer);
 	// browsers holds the bridges of the legs that face browsers.
 	browserA bool
@@ -759,7 +760,9 @@ func (c *call) withServer(res *sip.Response, code int, reason string) *sip.Respo
 		res.StatusCode, res.Reason = code, reason
 	}
 	res.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
-	if res.Contact() == nil {
+	if res.Contact() == nil && c.aContact != nil {
+		res.AppendHeader(c.aContact.Clone())
+	} else if res.Contact() == nil {
 		res.AppendHeader(c.s.contactFor(c.a.InviteRequest.Transport()))
 	}
 	return res
@@ -1061,6 +1064,9 @@ func (c *call) contact(leg Leg) *sip.ContactHeader {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if leg == LegA {
+		if c.aContact != nil {
+			return c.aContact.Clone()
+		}
 		return c.s.contactFor(c.a.InviteRequest.Transport())
 	}
 	if c.bContact != nil {

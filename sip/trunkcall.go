@@ -238,6 +238,15 @@ func (s *Server) inboundCall(req *sip.Request, tx sip.ServerTransaction, t trunk
 		s.respond(tx, req, 480, "Temporarily Unavailable")
 		return
 	}
+	if pa, ok := t.(publicAddresser); ok {
+		// Behind a NAT, our answers name the address the provider reaches
+		// us at, so that its ACK, BYE and re-INVITEs come through the NAT.
+		if pub := pa.Public(); pub.IsValid() {
+			ct := s.contactFor(req.Transport())
+			ct.Address.Host, ct.Address.Port = pub.Addr().String(), int(pub.Port())
+			c.aContact = ct // before other goroutines can see the call
+		}
+	}
 	fromName := req.From().DisplayName
 	s.runTrunkCall(ctx, c, req, tx, func(offerB []byte) {
 		c.connect(bindings, offerB, fromName, target)
@@ -416,6 +425,12 @@ func (c *call) connectTrunks(ts []trunk.Trunk, routes []trunk.Route, offerB []by
 	c.finish(503, resultFor(503), "system", reason)
 }
 
+// publicAddresser is a trunk that knows the address its provider sees us
+// at behind a NAT (trunk.Provider).
+type publicAddresser interface {
+	Public() netip.AddrPort
+}
+
 // setTrunk records the trunk the call goes through.
 func (c *call) setTrunk(name string) {
 	c.mu.Lock()
@@ -553,7 +568,7 @@ func (c *call) trunkRequest(r trunk.Route, offerB []byte, fromName string) *sip.
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
 	contact := s.contactFor(r.Transport)
-	if r.Public.IsValid() {
+	if r.Public.IsValid() && strings.EqualFold(r.Transport, "udp") {
 		// Behind a NAT: the address the provider reaches us at, as the
 		// trunk registered it.
 		contact.Address.Host, contact.Address.Port = r.Public.Addr().String(), int(r.Public.Port())

@@ -182,6 +182,15 @@ func (p *Provider) authUser() string {
 // Name is the trunk's name.
 func (p *Provider) Name() string { return p.cfg.Name }
 
+// Public is the address the provider sees us at when a NAT between makes
+// it differ from ours (RFC 3581, learnt from its answers to REGISTER); the
+// zero value otherwise.
+func (p *Provider) Public() netip.AddrPort {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.public
+}
+
 // TLSPeer reports, for a trunk over TLS, the name its provider's
 // certificate must carry (the host of Address) and the roots it must chain
 // to (nil: the system's). ok is false for other transports.
@@ -211,9 +220,7 @@ func (p *Provider) Route(user, number string) (Route, bool) {
 		Timeout:     p.cfg.Timeout,
 	}
 	r.URI = p.uri(num, true)
-	p.mu.Lock()
-	r.Public = p.public
-	p.mu.Unlock()
+	r.Public = p.Public()
 	cid := p.cfg.CallerID
 	if cid == "" {
 		cid = p.cfg.Username
