@@ -241,7 +241,7 @@ func (s *Server) inboundCall(req *sip.Request, tx sip.ServerTransaction, t trunk
 	if pa, ok := t.(publicAddresser); ok {
 		// Behind a NAT, our answers name the address the provider reaches
 		// us at, so that its ACK, BYE and re-INVITEs come through the NAT.
-		if pub := pa.Public(); pub.IsValid() {
+		if pub := pa.Public(); pub.IsValid() && strings.EqualFold(req.Transport(), "udp") {
 			ct := s.contactFor(req.Transport())
 			ct.Address.Host, ct.Address.Port = pub.Addr().String(), int(pub.Port())
 			c.aContact = ct // before other goroutines can see the call
