@@ -54,9 +54,13 @@ type call struct {
 	bKey     string
 	answered bool
 	// over is set when end begins: from then on no device may be bridged.
-	over   bool
-	busy   bool   // an offer/answer exchange is in progress (glare → 491)
-	sdpVer uint64 // our o= session version, increased per offer
+	over bool
+	// dialogMu orders storing and deleting the call's dialogs (orphans.go);
+	// dialogsSaved says they are stored.
+	dialogMu     sync.Mutex
+	dialogsSaved bool
+	busy         bool   // an offer/answer exchange is in progress (glare → 491)
+	sdpVer       uint64 // our o= session version, increased per offer
 	// acks hands the ACK for the 2xx to a passed re-INVITE to the
 	// goroutine that retransmits that 2xx.
 	acks map[ackKey]chan *sip.Request
@@ -967,6 +971,7 @@ func (c *call) finishLocked(status int, result, by, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c.emit(ctx, recordUpdate, EventCallEnded)
+	c.forgetDialogs()
 	c.log.Info("call ended", "result", result, "hangup_by", by, "reason", reason, "duration_s", int(rec.Duration/time.Second))
 }
 

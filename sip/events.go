@@ -184,6 +184,11 @@ func (c *call) emit(ctx context.Context, write int, typ string) {
 	// The write completes even when the call's context ends meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	if typ == EventCallAnswered {
+		// The dialogs are stored before the answer is: once a record says
+		// answered, a crash can be cleaned up after (orphans.go).
+		c.saveDialogs()
+	}
 	rec := c.snapshot()
 	switch {
 	case (typ == EventCallRinging || typ == EventCallAnswered) && !c.events.setup:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -67,6 +68,10 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // serve runs every component until ctx ends, lc has it stop, or one of
 // them fails.
+// orphanByeTimeout bounds how long a start waits for the answers to the
+// BYEs it sends to calls a crash left up.
+const orphanByeTimeout = 10 * time.Second
+
 func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, lc *lifecycle) error {
 	log.Info("switchboard starting", "version", version)
 	tuneGC(log)
@@ -86,6 +91,12 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return err
 	} else if n > 0 {
 		log.Warn("calls left open by an unexpected stop recorded as crashed", "calls", n)
+	}
+	// Their phones (and providers) are still in those calls: they get a
+	// BYE once SIP is up.
+	orphans, err := st.TakeCallDialogs(ctx)
+	if err != nil {
+		return err
 	}
 	relay, err := media.New(mediaConfig(cfg), log.With("component", "media"))
 	if err != nil {
@@ -158,6 +169,15 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	g.Go(func() error { return webSrv.Run(gctx) })
 	g.Go(func() error { return webSrv.RunControl(gctx) })
 	g.Go(func() error { return readyWhenListening(gctx, sipSrv, webSrv) })
+	if len(orphans) > 0 {
+		g.Go(func() error {
+			if _, err := sipSrv.Addr(gctx, "udp"); err == nil {
+				n := sipSrv.EndOrphanDialogs(gctx, orphans, orphanByeTimeout)
+				log.Info("calls left up by the previous run ended with BYE", "calls", len(orphans), "dialogs_ended", n)
+			}
+			return nil
+		})
+	}
 	if cfg.Debug.Listen != "" {
 		g.Go(func() error { return serveDebug(gctx, cfg.Debug.Listen, log) })
 	}

@@ -420,6 +420,14 @@ func TestWebhookEventsSurviveKill(t *testing.T) {
 	if err := json.Unmarshal(evs[9].Data, &ended); err != nil || ended.ID != upID || ended.Result != "crashed" {
 		t.Fatalf("call.ended of the call cut by the kill: %s (%v)", evs[9].Data, err)
 	}
+	// Both phones were still in that call: the restarted server ends it.
+	for _, p := range []*sipPhone{alice, bob} {
+		bye := p.readRequest("BYE")
+		if !strings.Contains(bye.get("reason"), "server restarted") {
+			t.Errorf("%s got a BYE without the reason: %+v", p.user, bye.headers)
+		}
+		p.respond(bye, 200, "")
+	}
 }
 
 // errNoChild is returned by childMain when the process is not a child.

@@ -280,3 +280,38 @@ func TestOneProcessPerDatabase(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// TestCallDialogs: dialogs stored for calls in progress survive a reopen;
+// TakeCallDialogs returns them once and leaves none behind.
+func TestCallDialogs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "switchboard.db")
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, d := range map[string]string{"a": `{"legs":1}`, "b": `{"legs":2}`, "c": `x`} {
+		if err := s.SetCallDialogs(ctx, id, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetCallDialogs(ctx, "b", `{"legs":3}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCallDialogs(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.TakeCallDialogs(ctx)
+	if err != nil || len(got) != 2 || got["a"] != `{"legs":1}` || got["b"] != `{"legs":3}` {
+		t.Fatalf("TakeCallDialogs = %v, %v", got, err)
+	}
+	if again, err := s.TakeCallDialogs(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("second TakeCallDialogs = %v, %v", again, err)
+	}
+}

@@ -1,0 +1,93 @@
+package sip
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// TestCallDialogsStoredWhileUp: an answered call's two dialogs are stored
+// while it is up, with what a BYE needs, and deleted when it ends; a BYE
+// built from a stored dialog is the one the phone's dialog expects.
+func TestCallDialogsStoredWhileUp(t *testing.T) {
+	e := newCallEnv(t, 0)
+	a, b := callPair(e, "UDP", "TCP")
+	oc := answeredCall(t, a, b)
+	ctx := context.Background()
+	// Stored once the caller's ACK came, just after its 200.
+	var stored map[string]string
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if stored, err = e.st.TakeCallDialogs(ctx); err != nil || len(stored) > 0 {
+			break
+		}
+	}
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("dialogs while the call is up: %v, %v", stored, err)
+	}
+	var ends []dialogEnd
+	var callID string
+	for id, d := range stored {
+		callID = id
+		if err := json.Unmarshal([]byte(d), &ends); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ends) != 2 {
+		t.Fatalf("stored %d dialogs, want the caller's and the callee's: %+v", len(ends), ends)
+	}
+	caller, callee := ends[0], ends[1]
+	if caller.CallID != oc.d.InviteRequest.CallID().Value() || caller.Transport != "UDP" || !strings.Contains(caller.To, oc.d.InviteRequest.From().Value()) {
+		t.Errorf("caller's dialog %+v", caller)
+	}
+	if callee.CallID == caller.CallID || callee.Transport != "TCP" {
+		t.Errorf("callee's dialog %+v", callee)
+	}
+	for _, d := range ends {
+		bye, err := d.bye()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bye.CSeq().SeqNo <= byeCSeqStep || bye.From() == nil || bye.To() == nil {
+			t.Errorf("BYE %s", bye)
+		}
+		if tag, _ := bye.To().Params.Get("tag"); tag == "" {
+			t.Errorf("BYE without the far side's tag: %s", bye)
+		}
+	}
+	// Stored again (Take deleted them), then the call ends: only the
+	// other call's dialogs are left.
+	if err := e.st.SetCallDialogs(ctx, callID, stored[callID]); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetCallDialogs(ctx, "other", "[]"); err != nil {
+		t.Fatal(err)
+	}
+	oc.hangup()
+	b.expect(sip.BYE, 2*time.Second)
+	e.waitIdle(t)
+	// The delete follows the call's end record: poll the database (a
+	// reader beside the store), without taking.
+	db, err := sql.Open("sqlite", e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var left int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM call_dialogs WHERE call_id = ?`, callID).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+	}
+	if left != 0 {
+		t.Fatalf("the ended call's dialogs are still stored")
+	}
+}
