@@ -88,6 +88,7 @@ func startBrowserEnvAllowing(t *testing.T, users map[string]string, origins ...s
 		t.Fatal(err)
 	}
 	s.start(t, cfgPath)
+	logServerOnFailure(t, s)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)

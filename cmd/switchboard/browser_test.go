@@ -44,7 +44,17 @@ func startBrowserEnvExtra(t *testing.T, users map[string]string, extra string) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	logServerOnFailure(t, s)
 	return &browserEnv{server: s, base: "http://" + cfg.Web.Listen, browser: browsertest.Start(t)}
+}
+
+// logServerOnFailure shows the end of the server's log when t fails.
+func logServerOnFailure(t *testing.T, s *server) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", tail(s.stderr.String(), 4000))
+		}
+	})
 }
 
 // signIn opens the phone page and signs in as user.

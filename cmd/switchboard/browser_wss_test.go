@@ -43,6 +43,7 @@ func startHTTPSBrowserEnv(t *testing.T, users map[string]string) *browserEnv {
 		t.Fatal(err)
 	}
 	s.start(t, cfgPath)
+	logServerOnFailure(t, s)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
