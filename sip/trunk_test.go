@@ -569,6 +569,50 @@ func TestTrunkInboundCall(t *testing.T) {
 	}
 }
 
+// TestPhoneOnProviderAddress: a phone on the provider's address (its host,
+// the same NAT) but another port calls a user and a number: it is asked to
+// authenticate like any phone, and both calls go through; the provider's
+// own calls from that address still reach its DID.
+func TestPhoneOnProviderAddress(t *testing.T) {
+	addr := reserveAddr(t, "127.0.0.2")
+	e, ps := newTrunkEnv(t, trunkConfig("prov", addr, true))
+	pr := newProvider(e, addr)
+	waitState(t, ps[0], 10*time.Second, trunk.StateRegistered)
+	a := e.newPhone("1001", "pw-1001", phoneOpts{bind: "127.0.0.2:0"})
+	b := e.newPhone("1002", "pw-1002", phoneOpts{})
+	a.register()
+	b.register()
+
+	oc := a.call("1002", callOpts{})
+	if oc.status != 200 || !slices.Contains(oc.codes, 407) {
+		t.Fatalf("call to a user from the provider's address: status %d (responses %v), want 407 then 200", oc.status, oc.codes)
+	}
+	b.expect(sip.INVITE, 2*time.Second)
+	b.expect(sip.ACK, 2*time.Second)
+	audio(t, e, a, b, 10, 1)
+	oc.hangup()
+	b.expect(sip.BYE, 2*time.Second)
+
+	pr.setPlan(planAnswer)
+	out := a.call(farNumber, callOpts{})
+	if out.status != 200 {
+		t.Fatalf("call out from the provider's address: status %d (responses %v)", out.status, out.codes)
+	}
+	pr.expect(sip.INVITE, 2*time.Second)
+	out.hangup()
+	pr.expect(sip.BYE, 2*time.Second)
+
+	// The provider itself still reaches the DID.
+	b.setPlan(answerPlan{ring: true, code: 200, delay: 50 * time.Millisecond})
+	in := pr.call(ourDID, callOpts{fromUser: "+15550001111"})
+	if in.status != 200 {
+		t.Fatalf("provider's call to the DID: status %d (responses %v)", in.status, in.codes)
+	}
+	in.hangup()
+	b.expect(sip.BYE, 2*time.Second)
+	e.waitIdle(t)
+}
+
 func TestTrunkFailover(t *testing.T) {
 	addr1, addr2 := reserveAddr(t, "127.0.0.2"), reserveAddr(t, "127.0.0.3")
 	e, ps := newTrunkEnv(t, trunkConfig("first", addr1, false), trunkConfig("second", addr2, false))

@@ -182,16 +182,17 @@ func (s *Server) inboundTrunkCall(req *sip.Request, tx sip.ServerTransaction) bo
 		return false
 	}
 	for _, t := range ts {
-		user, ours := t.Inbound(src, req.Recipient.User)
-		if !ours {
-			continue
-		}
 		did := req.Recipient.User
+		user, ours := t.Inbound(src, did)
 		if user == "" && req.To() != nil {
 			// Providers that call our registered Contact put our account
 			// in the request URI and the DID in To.
-			did = req.To().Address.User
-			user, _ = t.Inbound(src, did)
+			if u, ok := t.Inbound(src, req.To().Address.User); ok && u != "" {
+				did, user, ours = req.To().Address.User, u, true
+			}
+		}
+		if !ours {
+			continue
 		}
 		s.inboundCall(req, tx, t, did, user)
 		return true

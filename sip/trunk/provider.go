@@ -258,7 +258,15 @@ func (p *Provider) Inbound(source netip.AddrPort, did string) (string, bool) {
 	if !ours {
 		return "", false
 	}
-	return p.inbound[didKey(did)], true
+	user := p.inbound[didKey(did)]
+	// Phones can share the provider's address (on its host, behind the
+	// same NAT, a gateway on site): a request from another port is the
+	// provider's only when it calls one of the trunk's numbers. Other
+	// requests from there authenticate like any phone's.
+	if source.Port() != 0 && int(source.Port()) != p.port && user == "" {
+		return "", false
+	}
+	return user, true
 }
 
 // didKey compares numbers by their digits, so that +15551230000,

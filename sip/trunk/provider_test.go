@@ -72,11 +72,19 @@ func TestRoute(t *testing.T) {
 
 func TestInbound(t *testing.T) {
 	p := newTest(t, Config{Name: "p", Address: "192.0.2.10:5060", Inbound: map[string]string{"+1 555 123 0000": "1001", "acct": "1002"}})
-	from := netip.MustParseAddrPort("192.0.2.10:40000")
+	from := netip.MustParseAddrPort("192.0.2.10:5060")
+	other := netip.MustParseAddrPort("192.0.2.10:40000") // a phone on the provider's address
 	for did, want := range map[string]string{"+15551230000": "1001", "15551230000": "1001", "acct": "1002", "+15559999999": "", "1230000": ""} {
 		if user, ours := p.Inbound(from, did); !ours || user != want {
 			t.Errorf("Inbound(%q) = %q, %v; want %q", did, user, ours, want)
 		}
+		// From another port, only the trunk's numbers are the provider's.
+		if user, ours := p.Inbound(other, did); ours != (want != "") || user != want {
+			t.Errorf("Inbound(%q) from another port = %q, %v; want %q, %v", did, user, ours, want, want != "")
+		}
+	}
+	if _, ours := p.Inbound(netip.AddrPortFrom(from.Addr(), 0), ""); !ours {
+		t.Error("the provider's address alone is not recognised")
 	}
 	if _, ours := p.Inbound(netip.MustParseAddrPort("198.51.100.7:5060"), "+15551230000"); ours {
 		t.Error("a request from another address counts as the provider's")

@@ -29,7 +29,10 @@ type Trunk interface {
 	CallResult(status int, err error)
 	// Inbound reports whether a request from source comes from this
 	// provider and, if so, which user the dialled number did maps to
-	// (user is "" when did is not one of the trunk's numbers).
+	// (user is "" when did is not one of the trunk's numbers). From the
+	// provider's address but another port than its own, only a request
+	// for one of the trunk's numbers is the provider's; port 0 asks about
+	// the address alone.
 	Inbound(source netip.AddrPort, did string) (user string, ours bool)
 	// Status is the trunk's current state.
 	Status() Status
