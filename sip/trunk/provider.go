@@ -407,8 +407,21 @@ func (p *Provider) failure(what string, err error) {
 	p.h.lastErrAt = p.now()
 	n := p.h.fails
 	p.mu.Unlock()
-	p.log.Warn("trunk request failed", "request", what, "failures", n, "error", err)
+	// The first failures say what went wrong; a provider that stays down
+	// is then reported now and again, not at every ping (its state and
+	// last error stay visible in the API and ctl trunks).
+	if failureWorthLogging(n) {
+		p.log.Warn("trunk request failed", "request", what, "failures", n, "error", err)
+	} else {
+		p.log.Debug("trunk request failed", "request", what, "failures", n, "error", err)
+	}
 	p.update()
+}
+
+// failureWorthLogging reports the failure counts logged at warning level:
+// the first three, then every power of two.
+func failureWorthLogging(n int) bool {
+	return n <= 3 || n&(n-1) == 0
 }
 
 // setRegistered records the registration's state.

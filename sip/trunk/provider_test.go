@@ -2,6 +2,7 @@ package trunk
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -169,5 +170,17 @@ func TestPublicAddr(t *testing.T) {
 				t.Errorf("publicAddr = %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestFailureWorthLogging(t *testing.T) {
+	var logged []int
+	for n := 1; n <= 100; n++ {
+		if failureWorthLogging(n) {
+			logged = append(logged, n)
+		}
+	}
+	if fmt.Sprint(logged) != "[1 2 3 4 8 16 32 64]" {
+		t.Errorf("failures logged at warning level: %v", logged)
 	}
 }
