@@ -11,16 +11,16 @@
 #
 #   REPS         repetitions of each side-by-side comparison (default 3)
 #   REG_RATES    REGISTER rates offered, per second (default "1000 2500 5000")
-#   REG_SECS     seconds each rate is offered (default 4)
+#   REG_SECS     seconds each rate is offered (default 3)
 #   CPS_RATES    call setup rates offered (default "250 500 1000")
-#   CPS_SECS     seconds each rate is offered (default 4)
+#   CPS_SECS     seconds each rate is offered (default 3)
 #   BIND_STEPS   registration counts for the memory curve (default "1000 10000 100000")
-#   BIND_RATE    REGISTER rate while filling the registrar (default 2500)
+#   BIND_RATE    REGISTER rate while filling the registrar (default 4000)
 #   BIND_WAIT    seconds after a step before reading memory (default 34: the
 #                answers kept for retransmitted REGISTERs, sip/stateless.go,
 #                and any SIP transaction live at most 64*T1 = 32 s)
 #   RELAY_CALLS  concurrent calls swept through each relay (default "100,500,1000,2000")
-#   RELAY_SECS   measured seconds per relay run (default 3)
+#   RELAY_SECS   measured seconds per relay run (default 2)
 #   GO_COUNT     repetitions of each Go microbenchmark (default 5)
 #   GO_TIME      -benchtime of each Go microbenchmark (default 100ms)
 #   SKIP         space-separated steps to skip: go register bindings calls relay
@@ -35,15 +35,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 REG_RATES=${REG_RATES:-"1000 2500 5000"}
-REG_SECS=${REG_SECS:-4}
+REG_SECS=${REG_SECS:-3}
 REG_USERS=${REG_USERS:-20000}
 CPS_RATES=${CPS_RATES:-"250 500 1000"}
-CPS_SECS=${CPS_SECS:-4}
+CPS_SECS=${CPS_SECS:-3}
 BIND_STEPS=${BIND_STEPS:-"1000 10000 100000"}
 BIND_WAIT=${BIND_WAIT:-34}
-BIND_RATE=${BIND_RATE:-2500}
+BIND_RATE=${BIND_RATE:-4000}
 RELAY_CALLS=${RELAY_CALLS:-"100,500,1000,2000"}
-RELAY_SECS=${RELAY_SECS:-3}
+RELAY_SECS=${RELAY_SECS:-2}
 GO_COUNT=${GO_COUNT:-5}
 GO_TIME=${GO_TIME:-100ms}
 SKIP=${SKIP:-}
