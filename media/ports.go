@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -38,11 +39,19 @@ func countPairs(min, max int) int {
 
 // newPortPool returns a pool of every pair in [min, max]; the range must have
 // been validated.
+//
+// The first pair handed out is a random one of the range, and the others
+// follow it in order: a server that restarts does not give its first calls
+// the ports the calls before the restart had, which phones of those calls
+// may still be sending to (they would be latched as the new call's peer).
 func newPortPool(min, max int) *portPool {
 	n := countPairs(min, max)
 	p := &portPool{ring: make([]uint16, n), size: n}
 	for i, port := 0, firstPair(min); i < n; i, port = i+1, port+2 {
 		p.ring[i] = uint16(port)
+	}
+	if n > 0 {
+		p.head = rand.IntN(n)
 	}
 	return p
 }

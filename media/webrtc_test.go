@@ -198,7 +198,9 @@ func TestWebRTCAnswerToPhone(t *testing.T) {
 			deadline := time.Now().Add(2 * time.Second)
 			for {
 				st = b.Stats()
-				if st.FromBrowser == 53 && st.ToBrowser == 51 && st.Dropped == 0 && st.RTCPFromBrowser == 1 && st.RTCPFromLeg == 1 && st.RTCPToBrowser == 1 {
+				legA := c.s.A().Stats()
+				if st.FromBrowser == 53 && st.ToBrowser == 51 && st.Dropped == 0 && st.RTCPFromBrowser == 1 && st.RTCPFromLeg == 1 && st.RTCPToBrowser == 1 &&
+					legA.PacketsIn == 53 && legA.PacketsOut == 51 {
 					break
 				}
 				if time.Now().After(deadline) {
