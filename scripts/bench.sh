@@ -62,8 +62,26 @@ bin=bin/switchboard
 results=$out/results.tsv
 commands=$out/commands.tsv
 tck=$(getconf CLK_TCK)
-port=25060 # Switchboard SIP; +1 web, +2 pprof
+port=25060 # Switchboard SIP; +1 web, +2 pprof, +20 the callee's SIPp
 kport=26060 # Kamailio SIP
+# free_from BASE OFFSETS...: the first of BASE, BASE+100, ... whose ports
+# BASE+OFFSET are all free (UDP and TCP): other programs on a shared machine
+# may hold the defaults.
+free_from() {
+	local b=$1 o busy
+	shift
+	for _ in $(seq 50); do
+		busy=
+		for o in "$@"; do
+			ss -Hlntu "( sport = :$((b + o)) )" 2>/dev/null | grep -q . && busy=1
+		done
+		[ -z "$busy" ] && { echo "$b"; return; }
+		b=$((b + 100))
+	done
+	echo "$1"
+}
+port=$(free_from "$port" 0 1 2 20)
+kport=$(free_from "$kport" 0)
 
 skip() { [[ " $SKIP " == *" $1 "* ]]; }
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; } # test system param rep metric value
