@@ -104,12 +104,17 @@ func badRequestResponse(data []byte, perr error) []byte {
 // badRequest writes a 400 echoing the given header lines, or nil when the
 // result does not parse.
 func badRequest(via, from, to, callID, cseq []string, perr error) []byte {
+	msg := perr.Error()
+	if strings.Contains(msg, "strconv.") {
+		// A number that does not parse: say so, not how we found out.
+		msg = "a header holds a malformed number"
+	}
 	reason := strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, perr.Error())
+	}, msg)
 	if len(reason) > 100 {
 		reason = reason[:100]
 	}

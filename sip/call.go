@@ -681,7 +681,9 @@ func pickFailure(codes []int) (int, string) {
 		return false
 	}
 	switch {
-	case has(486, 600):
+	case has(600):
+		return 600, "busy" // busy everywhere: the caller learns that too
+	case has(486):
 		return 486, "busy"
 	case has(603):
 		return 603, "declined"
@@ -711,7 +713,7 @@ func allIn(codes []int, set ...int) bool {
 
 func resultFor(status int) string {
 	switch status {
-	case 486:
+	case 486, 600:
 		return "busy"
 	case 487:
 		return "cancelled"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -235,29 +236,36 @@ func TestCallForking(t *testing.T) {
 // the ringing one is cancelled at once and the caller gets 603, without
 // waiting for the ring timeout (RFC 3261 §16.7: a 6xx ends the search).
 func TestCallForkingDeclined(t *testing.T) {
-	e := newCallEnv(t, 0)
-	a := e.newPhone("1001", "pw-1001", phoneOpts{})
-	desk := e.newPhone("1002", "pw-1002", phoneOpts{})
-	mobile := e.newPhone("1002", "pw-1002", phoneOpts{transport: "TCP"})
-	a.register()
-	desk.register()
-	mobile.register()
-	desk.setPlan(answerPlan{ring: true, code: 603, delay: 200 * time.Millisecond})
-	mobile.setPlan(planRing)
+	for _, tc := range []struct {
+		code   int
+		result string
+	}{{603, "declined"}, {600, "busy"}} {
+		t.Run(strconv.Itoa(tc.code), func(t *testing.T) {
+			e := newCallEnv(t, 0)
+			a := e.newPhone("1001", "pw-1001", phoneOpts{})
+			desk := e.newPhone("1002", "pw-1002", phoneOpts{})
+			mobile := e.newPhone("1002", "pw-1002", phoneOpts{transport: "TCP"})
+			a.register()
+			desk.register()
+			mobile.register()
+			desk.setPlan(answerPlan{ring: true, code: tc.code, delay: 200 * time.Millisecond})
+			mobile.setPlan(planRing)
 
-	start := time.Now()
-	oc := a.call("1002", callOpts{})
-	if oc.status != 603 {
-		t.Fatalf("status %d, want 603 (responses %v)", oc.status, oc.codes)
+			start := time.Now()
+			oc := a.call("1002", callOpts{})
+			if oc.status != tc.code {
+				t.Fatalf("status %d, want %d (responses %v)", oc.status, tc.code, oc.codes)
+			}
+			mobile.expect(sip.CANCEL, 3*time.Second)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("%d after %s", tc.code, took)
+			}
+			if rec := e.lastRecord(t, "1001"); rec.Result != tc.result || rec.Status != tc.code {
+				t.Errorf("record %+v, want %s %d", rec, tc.result, tc.code)
+			}
+			e.waitIdle(t)
+		})
 	}
-	mobile.expect(sip.CANCEL, 3*time.Second)
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("603 after %s", took)
-	}
-	if rec := e.lastRecord(t, "1001"); rec.Result != "declined" || rec.Status != 603 {
-		t.Errorf("record %+v, want declined 603", rec)
-	}
-	e.waitIdle(t)
 }
 
 // TestCallEarlyMedia has the callee answer 183 with SDP and play early
