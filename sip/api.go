@@ -55,8 +55,16 @@ func (c *call) info() CallInfo {
 func (s *Server) Calls() []CallInfo {
 	calls := s.calls.all()
 	out := make([]CallInfo, 0, len(calls))
+	placed := make(map[string]bool, len(calls))
 	for _, c := range calls {
 		out = append(out, c.info())
+		placed[c.id] = true
+	}
+	// Click-to-calls whose caller's devices still ring are calls too.
+	for _, o := range s.orig.all() {
+		if !placed[o.id] {
+			out = append(out, o.callInfo())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
 	return out
@@ -68,6 +76,9 @@ func (s *Server) Call(id string) (CallInfo, bool) {
 	c, ok := s.calls.byID[id]
 	s.calls.mu.Unlock()
 	if !ok {
+		if o, ok := s.orig.get(id); ok {
+			return o.callInfo(), true
+		}
 		return CallInfo{}, false
 	}
 	return c.info(), true
@@ -80,6 +91,12 @@ func (s *Server) Hangup(id string) bool {
 	c, ok := s.calls.byID[id]
 	s.calls.mu.Unlock()
 	if !ok {
+		// A click-to-call still ringing its caller's devices: they are
+		// CANCELled and its record says so.
+		if o, ok := s.orig.get(id); ok {
+			o.end("operator")
+			return true
+		}
 		return false
 	}
 	c.end(0, "system", "hung up by operator")

@@ -292,10 +292,10 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	bindings := s.reg.snapshot(callee)
-	now := s.now()
+	id, now := s.newCallID(req)
 	c := &call{
 		s:     s,
-		id:    s.newCallID(req),
+		id:    id,
 		ended: make(chan struct{}),
 		aKey:  requestDialogKey(req),
 		// The caller is a browser: its media ends in a bridge.

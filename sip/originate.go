@@ -93,22 +93,52 @@ type origCall struct {
 	b      *sipgo.DialogClientSession
 	keys   []string
 	sipIDs []string // its keys in origTable.bySIPCallID
-	by     string   // who ended it: "caller", "callee" or "system"
+	by     string   // who ended it: "caller", "callee", "system" or "operator"
 }
 
-// newCallID returns the ID of the call req starts: the click-to-call's ID
-// when a click-to-call sent it, otherwise a new one.
-func (s *Server) newCallID(req *sip.Request) string {
+// get returns the click-to-call id.
+func (t *origTable) get(id string) (*origCall, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o, ok := t.byID[id]
+	return o, ok
+}
+
+// all returns the click-to-calls in progress.
+func (t *origTable) all() []*origCall {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*origCall, 0, len(t.byID))
+	for _, o := range t.byID {
+		out = append(out, o)
+	}
+	return out
+}
+
+// callInfo shows a click-to-call whose call is not placed yet as a call
+// from its caller to its callee, ringing.
+func (o *origCall) callInfo() CallInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return CallInfo{ID: o.id, Caller: o.from, Callee: o.to, State: "ringing", StartedAt: o.start}
+}
+
+// newCallID returns the ID of the call req starts, and when it started:
+// the click-to-call's ID and start when a click-to-call sent it (its
+// record then covers the ringing of the caller's devices too), otherwise
+// a new ID and now.
+func (s *Server) newCallID(req *sip.Request) (string, time.Time) {
 	if cid := req.CallID(); cid != nil {
 		t := s.orig
 		t.mu.Lock()
 		id, ok := t.bySIPCallID[cid.Value()]
+		o := t.byID[id]
 		t.mu.Unlock()
-		if ok {
-			return id
+		if ok && o != nil {
+			return id, o.start
 		}
 	}
-	return uuid.NewString()
+	return uuid.NewString(), s.now()
 }
 
 // Originate rings every device of the user from; when one answers, it
@@ -298,13 +328,17 @@ func (o *origCall) recordUnanswered(err error) {
 	o.mu.Lock()
 	by := o.by
 	o.mu.Unlock()
+	reason := "click-to-call: no device of " + o.from + " answered"
+	if by == "operator" {
+		status, by, reason = 487, "system", "hung up by operator"
+	}
 	now := o.s.now()
 	rec := store.CallRecord{
 		ID: o.id, Caller: o.from, Callee: o.to,
 		CallerURI: "sip:" + o.from + "@" + o.s.cfg.Domain, CalleeURI: "sip:" + o.to + "@" + o.s.cfg.Domain,
 		Direction: "internal", StartedAt: o.start, EndedAt: now,
 		Result: resultFor(status), Status: status, HangupBy: by,
-		Reason: "click-to-call: no device of " + o.from + " answered",
+		Reason: reason,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -313,9 +313,10 @@ func reasonHeader(code int, text string) sip.Header {
 }
 
 func (s *Server) newTrunkCall(req *sip.Request, rec store.CallRecord, trunkName string) *call {
-	c := &call{s: s, id: s.newCallID(req), ended: make(chan struct{}), aKey: requestDialogKey(req), rec: rec}
+	id, started := s.newCallID(req)
+	c := &call{s: s, id: id, ended: make(chan struct{}), aKey: requestDialogKey(req), rec: rec}
 	c.rec.ID = c.id
-	c.rec.StartedAt = s.now()
+	c.rec.StartedAt = started
 	c.log = s.log.With("call_id", c.id, "caller", rec.Caller, "callee", rec.Callee, "direction", rec.Direction)
 	if trunkName != "" {
 		c.log = c.log.With("trunk", trunkName)

@@ -60,7 +60,7 @@ func (s *Server) registerOriginate(api huma.API) {
 		http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable)
 	o.DefaultStatus = http.StatusAccepted
 	o.Description = "Rings every registered device of `from`. When one answers, calls `to` from it, as if its user had dialled, " +
-		"and connects the two. Answers at once with 202. The `id` names the call throughout: it appears in GET /api/v1/calls/{id} once `from` answered, " +
+		"and connects the two. Answers at once with 202. The `id` names the call throughout: GET /api/v1/calls/{id} shows it (ringing while the devices of `from` ring; DELETE cancels it), " +
 		"its events and record (GET /api/v1/records/{id}) are those of any call. When no device of `from` answers, that record " +
 		"(result no_answer, busy, declined, cancelled…) and a call.ended event say how it ended. 404: `from` is not a user, or `to` is neither a user nor a number a trunk takes from `from`; 409: `from` has no registered device."
 	huma.Register(api, o, func(ctx context.Context, in *originateInput) (*originateOutput, error) {
@@ -81,6 +81,6 @@ func (s *Server) registerOriginate(api huma.API) {
 			return nil, s.problem(ctx, "click-to-call", err)
 		}
 		s.log.Info("click-to-call requested", "from", in.Body.From, "to", in.Body.To, "originate_id", res.ID)
-		return &originateOutput{Location: "/api/v1/calls", Body: res}, nil
+		return &originateOutput{Location: "/api/v1/calls/" + res.ID, Body: res}, nil
 	})
 }

@@ -107,6 +107,12 @@ func TestOriginate(t *testing.T) {
 	// Alice's phone rings, showing whom it will call, and she answers.
 	aliceRTP, bobRTP := rtpSocket(t), rtpSocket(t)
 	inA := alice.readRequest("INVITE")
+	// Meanwhile the click-to-call is a call ringing, under its ID.
+	var ringing web.Call
+	e.api("GET", "/api/v1/calls/"+o.ID, nil, 200, &ringing)
+	if ringing.State != "ringing" || ringing.Caller != "1001" || ringing.Callee != "1002" {
+		t.Fatalf("click-to-call while ringing: %+v", ringing)
+	}
 	if from := inA.get("from"); !regexp.MustCompile(`sip:1002@`).MatchString(from) {
 		t.Fatalf("INVITE to alice from %q", from)
 	}
@@ -221,6 +227,27 @@ func TestOriginate(t *testing.T) {
 	e.api("GET", "/api/v1/calls", nil, 200, &calls)
 	if len(calls.Items) != 0 {
 		t.Fatalf("calls left: %+v", calls.Items)
+	}
+
+	// The operator hangs up while the caller's phone rings: it is
+	// CANCELled and the record says so.
+	e.api("POST", "/api/v1/calls", map[string]string{"from": "1001", "to": "1002"}, 202, &o)
+	inA = alice.readRequest("INVITE")
+	alice.respond(inA, 180, "") // a CANCEL waits for a provisional response
+	e.api("DELETE", "/api/v1/calls/"+o.ID, nil, 204, nil)
+	alice.respond(alice.readRequest("CANCEL"), 200, "")
+	alice.respond(inA, 487, "")
+	waitFor(t, "the cancelled click-to-call's record", func() bool {
+		rec = web.Record{}
+		res, _, err := e.send("GET", "/api/v1/records/"+o.ID, "Bearer "+apiToken, nil)
+		if err != nil || res.StatusCode != 200 {
+			return false
+		}
+		e.api("GET", "/api/v1/records/"+o.ID, nil, 200, &rec)
+		return !rec.EndedAt.IsZero()
+	})
+	if rec.Result != "cancelled" || rec.Reason != "hung up by operator" {
+		t.Fatalf("cancelled click-to-call record %+v", rec)
 	}
 
 	// The caller declines: nobody else rings, and the click-to-call's own
