@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +62,10 @@ type Bridge struct {
 	rtcpFromBrowser, rtcpFromLeg  atomic.Uint64
 	rtcpToBrowser                 atomic.Uint64
 	dropped, withheld             atomic.Uint64
-	writeErrLogged                atomic.Bool
+	// toLegSeqShift is how many of the browser's packets were held back
+	// from the leg: later ones are renumbered down by as many (mod 2^16).
+	toLegSeqShift  atomic.Uint32
+	writeErrLogged atomic.Bool
 
 	mu        sync.Mutex // guards closed and wg.Add
 	closed    bool
@@ -412,9 +416,15 @@ func (b *Bridge) forwardToLeg(pkt []byte) {
 	}
 	if b.held.Load()&holdToLeg != 0 {
 		b.withheld.Add(1)
+		// The stream the phone gets goes on without a gap: what was held
+		// back is not loss.
+		b.toLegSeqShift.Add(1)
 		return
 	}
 	pkt[1] = pkt[1]&0x80 | e.pt
+	if shift := uint16(b.toLegSeqShift.Load()); shift != 0 {
+		binary.BigEndian.PutUint16(pkt[2:4], binary.BigEndian.Uint16(pkt[2:4])-shift)
+	}
 	if !b.send(pkt, b.legRTP) {
 		return
 	}
