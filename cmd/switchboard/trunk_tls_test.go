@@ -121,4 +121,9 @@ func TestTrunkTLSCAFile(t *testing.T) {
 	if n := untrusted.registrations(); n != 0 {
 		t.Errorf("%d REGISTERs reached the provider whose certificate is not trusted", n)
 	}
+	// Without sip.tls the provider cannot send us requests over TLS: the
+	// log says so.
+	if !strings.Contains(s.stderr.String(), "trunk over TLS without sip.tls") {
+		t.Errorf("no warning about the missing sip.tls in the log:\n%s", s.stderr.String())
+	}
 }

@@ -31,6 +31,11 @@ func newTrunks(cfg *config.Config, log *slog.Logger) ([]trunk.Trunk, error) {
 		if tc.PingInterval == 0 {
 			tc.PingInterval = -1 // 0 in the file disables the checks
 		}
+		if t.Transport == "tls" && !cfg.SIP.TLS.Enabled() {
+			// Our Contact over TLS then names a port with no TLS behind it.
+			log.Warn("trunk over TLS without sip.tls: the provider's requests to our Contact (calls to its DIDs, BYE, re-INVITE) cannot reach us; "+
+				"set sip.tls with a certificate the provider trusts", "trunk", t.Name)
+		}
 		roots, err := t.RootCAs()
 		if err != nil {
 			return nil, fmt.Errorf("trunks: %q: ca_file %q %w", t.Name, t.CAFile, err)
