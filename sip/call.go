@@ -730,11 +730,14 @@ func resultFor(status int) string {
 // failSetup answers leg A with a failure and records the call (unless it
 // was already ended from outside).
 func (c *call) failSetup(status int, by, reason string) {
+	c.log.Info("call not connected", "status", status, "reason", reason)
+	// The record and call.ended are written before the caller hears the
+	// failure: a caller that calls again at once must not find its next
+	// call's events ahead of this one's end.
+	c.finish(status, resultFor(status), by, reason)
 	if by != "caller" { // sipgo already answered a CANCELled INVITE with 487
 		c.respondA(c.withServer(sip.NewResponseFromRequest(c.a.InviteRequest, status, reasonPhrase(status), nil), 0, ""))
 	}
-	c.log.Info("call not connected", "status", status, "reason", reason)
-	c.finish(status, resultFor(status), by, reason)
 }
 
 // answerForA rewrites a callee's SDP answer for the caller, and points the
