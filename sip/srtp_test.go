@@ -115,20 +115,28 @@ func srtpAudio(t *testing.T, e *callEnv, from, to *testPhone, key, toRelayKey []
 	}
 }
 
+// srtpCall registers 1001 and 1002 as phones with the options given and
+// has 1001 call 1002, which answers: the call must connect.
+func srtpCall(t *testing.T, e *callEnv, optsA, optsB phoneOpts) (a, b *testPhone, oc *outCall) {
+	t.Helper()
+	a = e.newPhone("1001", "pw-1001", optsA)
+	b = e.newPhone("1002", "pw-1002", optsB)
+	a.register()
+	b.register()
+	oc = a.call("1002", callOpts{})
+	if oc.status != 200 {
+		t.Fatalf("status %d, responses %v", oc.status, oc.codes)
+	}
+	return a, b, oc
+}
+
 // TestCallSRTP: a caller offering RTP/SAVP with an SDES key calls an SRTP
 // phone. Each phone gets the relay's own key, never the other phone's, and
 // audio crosses both ways encrypted and intact.
 func TestCallSRTP(t *testing.T) {
 	e := newCallEnv(t, 0)
 	keyA, keyB := testSRTPKey(t), testSRTPKey(t)
-	a := e.newPhone("1001", "pw-1001", phoneOpts{srtpKey: keyA})
-	b := e.newPhone("1002", "pw-1002", phoneOpts{srtpKey: keyB})
-	a.register()
-	b.register()
-	oc := a.call("1002", callOpts{})
-	if oc.status != 200 {
-		t.Fatalf("status %d, responses %v", oc.status, oc.codes)
-	}
+	a, b, oc := srtpCall(t, e, phoneOpts{srtpKey: keyA}, phoneOpts{srtpKey: keyB})
 	inv := b.expect(sip.INVITE, time.Second)
 	b.expect(sip.ACK, 2*time.Second)
 
@@ -176,14 +184,7 @@ func TestCallSRTP(t *testing.T) {
 func TestCallSRTPToPlainPhone(t *testing.T) {
 	e := newCallEnv(t, 0)
 	keyA := testSRTPKey(t)
-	a := e.newPhone("1001", "pw-1001", phoneOpts{srtpKey: keyA})
-	b := e.newPhone("1002", "pw-1002", phoneOpts{})
-	a.register()
-	b.register()
-	oc := a.call("1002", callOpts{})
-	if oc.status != 200 {
-		t.Fatalf("status %d, responses %v", oc.status, oc.codes)
-	}
+	a, b, oc := srtpCall(t, e, phoneOpts{srtpKey: keyA}, phoneOpts{})
 	inv := b.expect(sip.INVITE, time.Second)
 	b.expect(sip.ACK, 2*time.Second)
 	relayA, relayB := relayKey(t, "caller", oc.answer), relayKey(t, "callee", inv.Body())
@@ -203,14 +204,7 @@ func TestCallSRTPToPlainPhone(t *testing.T) {
 func TestCallSRTPToPhoneWithoutSRTP(t *testing.T) {
 	e := newCallEnv(t, 0)
 	keyA := testSRTPKey(t)
-	a := e.newPhone("1001", "pw-1001", phoneOpts{srtpKey: keyA})
-	b := e.newPhone("1002", "pw-1002", phoneOpts{plainOnly: true})
-	a.register()
-	b.register()
-	oc := a.call("1002", callOpts{})
-	if oc.status != 200 {
-		t.Fatalf("status %d, responses %v", oc.status, oc.codes)
-	}
+	a, b, oc := srtpCall(t, e, phoneOpts{srtpKey: keyA}, phoneOpts{plainOnly: true})
 	first := b.expect(sip.INVITE, time.Second)
 	if !bytes.Contains(first.Body(), []byte("RTP/SAVP")) {
 		t.Fatalf("the callee was not offered SRTP first:\n%s", first.Body())
