@@ -24,18 +24,5 @@ func TestPhonePageReconnectsAfterRestart(t *testing.T) {
 
 	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
 	media := newRTPPhone(t)
-	c := &outCall{callee: "1003", callID: randHex(8), fromTag: randHex(4), branch: "z9hG4bK" + randHex(8), cseq: 1}
-	phone.sendInvite(c, phoneSDP(media.port(), 101))
-	page.WaitText("incoming-caller", "1001")
-	page.Click("answer-button")
-	res := phone.finalResponse(c)
-	if res.status != 200 {
-		t.Fatalf("INVITE to the page after the restart: %d", res.status)
-	}
-	dst, _ := plainTarget(t, res.body)
-	media.send(dst)
-	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
-	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
-	phone.bye(c, res)
-	page.WaitText("call-state", "ended by the other side")
+	deskPhoneCallsPage(t, page, phone, media, "the page after the restart")
 }

@@ -354,7 +354,14 @@ func TestPhoneCallsBrowser(t *testing.T) {
 	phone := newPhone(t, fmt.Sprintf("127.0.0.1:%d", e.sipPort), "1001", "alice-1001", "test-phone")
 	media := newRTPPhone(t)
 	page := e.signIn(t, "1003", "carol-1003")
+	deskPhoneCallsPage(t, page, phone, media, "the browser")
+}
 
+// deskPhoneCallsPage has phone (1001) call the page's user 1003: the page
+// rings with the caller's ID and is answered, audio flows both ways, and
+// the phone hangs up. what names the page in failures.
+func deskPhoneCallsPage(t *testing.T, page *browsertest.Page, phone *sipPhone, media *rtpPhone, what string) {
+	t.Helper()
 	c := &outCall{callee: "1003", callID: randHex(8), fromTag: randHex(4), branch: "z9hG4bK" + randHex(8), cseq: 1}
 	phone.sendInvite(c, phoneSDP(media.port(), 101))
 	page.WaitVisible("incoming")
@@ -362,14 +369,13 @@ func TestPhoneCallsBrowser(t *testing.T) {
 	page.Click("answer-button")
 	res := phone.finalResponse(c)
 	if res.status != 200 {
-		t.Fatalf("INVITE to the browser: %d", res.status)
+		t.Fatalf("INVITE to %s: %d", what, res.status)
 	}
 	dst, _ := plainTarget(t, res.body)
 	media.send(dst)
 	page.WaitText("call-state", "In call")
 	page.WaitFor(inboundPackets + `.then(n => n > 25)`)
 	waitAtLeast(t, "PCMU packets from the browser", 25, func() int { return media.count(0) })
-
 	phone.bye(c, res)
 	page.WaitText("call-state", "ended by the other side")
 }
