@@ -6,13 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/browsertest"
-	"github.com/switchboard/switchboard/internal/config"
 )
 
 // otherSite serves a page on another origin (another port of 127.0.0.1;
@@ -72,28 +70,12 @@ func onHost(u, host string) string { return strings.Replace(u, "127.0.0.1", host
 // startBrowserEnvAllowing is startBrowserEnv with web.allowed_origins.
 func startBrowserEnvAllowing(t *testing.T, users map[string]string, origins ...string) *browserEnv {
 	t.Helper()
-	s := &server{sipPort: freePort(t), dir: t.TempDir(), done: make(chan int, 1), stderr: &lockedBuffer{}}
-	cfgPath := writeServerConfig(t, s, users, "")
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	list := make([]string, len(origins))
 	for i, o := range origins {
 		list[i] = fmt.Sprintf("%q", o)
 	}
-	withOrigins := strings.Replace(string(b), "api_tokens: [\"test-token-1\"]\n",
-		fmt.Sprintf("api_tokens: [\"test-token-1\"]\n  allowed_origins: [%s]\n", strings.Join(list, ", ")), 1)
-	if err := os.WriteFile(cfgPath, []byte(withOrigins), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.start(t, cfgPath)
-	logServerOnFailure(t, s)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browserEnv{server: s, base: "http://" + cfg.Web.Listen, browser: browsertest.Start(t, browsertest.MapHosts(otherSites...))}
+	return startBrowserEnvWeb(t, t.TempDir(), users, fmt.Sprintf("  allowed_origins: [%s]\n", strings.Join(list, ", ")),
+		"http", browsertest.MapHosts(otherSites...))
 }
 
 // /ws refuses handshakes from pages on other sites unless

@@ -48,6 +48,33 @@ func startBrowserEnvExtra(t *testing.T, users map[string]string, extra string) *
 	return &browserEnv{server: s, base: "http://" + cfg.Web.Listen, browser: browsertest.Start(t)}
 }
 
+// startBrowserEnvWeb is startBrowserEnv with more keys under web:
+// (webKeys, YAML lines indented by two spaces), the page's scheme (http or
+// https) and the browser started with opts. dir holds the server's files.
+func startBrowserEnvWeb(t *testing.T, dir string, users map[string]string, webKeys, scheme string, opts ...browsertest.Option) *browserEnv {
+	t.Helper()
+	s := &server{sipPort: freePort(t), dir: dir, done: make(chan int, 1), stderr: &lockedBuffer{}}
+	cfgPath := writeServerConfig(t, s, users, "")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tokens = "api_tokens: [\"test-token-1\"]\n"
+	if !strings.Contains(string(b), tokens) {
+		t.Fatalf("no web.api_tokens line to add web keys after in:\n%s", b)
+	}
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(b), tokens, tokens+webKeys, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t, cfgPath)
+	logServerOnFailure(t, s)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browserEnv{server: s, base: scheme + "://" + cfg.Web.Listen, browser: browsertest.Start(t, opts...)}
+}
+
 // logServerOnFailure shows the end of the server's log when t fails.
 func logServerOnFailure(t *testing.T, s *server) {
 	t.Cleanup(func() {

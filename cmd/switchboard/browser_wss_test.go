@@ -7,12 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/browsertest"
 	"github.com/switchboard/switchboard/internal/certs"
-	"github.com/switchboard/switchboard/internal/config"
 )
 
 // startHTTPSBrowserEnv is startBrowserEnv with web.tls: the page is served
@@ -31,24 +29,8 @@ func startHTTPSBrowserEnv(t *testing.T, users map[string]string) *browserEnv {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{sipPort: freePort(t), dir: dir, done: make(chan int, 1), stderr: &lockedBuffer{}}
-	cfgPath := writeServerConfig(t, s, users, "")
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withTLS := strings.Replace(string(b), "api_tokens: [\"test-token-1\"]\n",
-		fmt.Sprintf("api_tokens: [\"test-token-1\"]\n  tls: {cert: %q, key: %q}\n", certFile, keyFile), 1)
-	if err := os.WriteFile(cfgPath, []byte(withTLS), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.start(t, cfgPath)
-	logServerOnFailure(t, s)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browserEnv{server: s, base: "https://" + cfg.Web.Listen, browser: browsertest.Start(t, browsertest.IgnoreCertErrors())}
+	return startBrowserEnvWeb(t, dir, users, fmt.Sprintf("  tls: {cert: %q, key: %q}\n", certFile, keyFile),
+		"https", browsertest.IgnoreCertErrors())
 }
 
 // registrationTransports returns user's bindings' transports as the API
