@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs each Go fuzz target of the module for a bounded time.
+# Runs each Go fuzz target of the module for a bounded time (10s) or count
+# of inputs (20000x).
 set -euo pipefail
 t=${1:-10s}
 for pkg in $(go list ./...); do

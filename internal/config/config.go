@@ -196,15 +196,47 @@ func (t Trunk) RootCAs() (*x509.CertPool, error) {
 	if t.CAFile == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(t.CAFile)
+	b, err := readSmallFile(t.CAFile, maxCAFile)
 	if err != nil {
-		return nil, fmt.Errorf("is not a readable file: %w", err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
 		return nil, errors.New("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
 	}
 	return pool, nil
+}
+
+// maxCAFile bounds a CA bundle: the system's whole bundle is about 200 KiB.
+const maxCAFile = 4 << 20
+
+// readSmallFile reads a regular file of at most limit bytes. Anything else
+// (a directory, a device such as /dev/zero, a pipe that would block the
+// start) is refused with the reason.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("is not a readable file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("is not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("is %d bytes, more than the %d a certificate file may be", fi.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("is not a readable file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("is not a readable file: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("is more than the %d bytes a certificate file may be", limit)
+	}
+	return b, nil
 }
 
 // Webhook is an HTTP receiver of events.

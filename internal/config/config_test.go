@@ -176,6 +176,9 @@ func TestTrunkCAFile(t *testing.T) {
 	for name, tc := range map[string]struct{ yaml, want string }{
 		"not PEM":     {"transport: tls, ca_file: '" + junk + "'}]\n", `trunks[0].ca_file "` + junk + `" holds no PEM certificate`},
 		"without tls": {"transport: udp, ca_file: '" + good + "'}]\n", `trunks[0].ca_file is set but trunks[0].transport is "udp": a CA file checks a provider's TLS certificate; set transport: tls`},
+		// A device or a directory would hang the start or read forever.
+		"device":    {"transport: tls, ca_file: /dev/zero}]\n", `trunks[0].ca_file "/dev/zero" is not a regular file`},
+		"directory": {"transport: tls, ca_file: '" + dir + "'}]\n", `trunks[0].ca_file "` + dir + `" is not a regular file`},
 	} {
 		_, err := Parse([]byte(base + tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -271,8 +271,10 @@ func (v *validator) tls(key string, t TLS, listen bool) {
 		return
 	}
 	for _, f := range []struct{ k, path string }{{key + ".cert", t.Cert}, {key + ".key", t.Key}} {
-		if _, err := os.Stat(f.path); err != nil {
+		if fi, err := os.Stat(f.path); err != nil {
 			v.addf("%s %q is not a readable file: %v", f.k, f.path, err)
+		} else if !fi.Mode().IsRegular() {
+			v.addf("%s %q is not a regular file (%s)", f.k, f.path, fi.Mode().Type())
 		}
 	}
 	if listen {
