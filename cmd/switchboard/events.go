@@ -81,6 +81,27 @@ func (p *eventPlane) prune(ctx context.Context) error {
 	}
 }
 
+// aliveEvery is how often a running server records that it is up: the
+// most a crashed call's recorded end can be early by.
+const aliveEvery = 5 * time.Second
+
+// keepAlive records every aliveEvery that the server is running, until ctx
+// ends.
+func (p *eventPlane) keepAlive(ctx context.Context) error {
+	t := time.NewTicker(aliveEvery)
+	defer t.Stop()
+	for {
+		if err := p.st.MarkAlive(ctx, time.Time{}); err != nil && ctx.Err() == nil {
+			p.log.Warn("record that the server is up", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
 // webhookTargets are the file's webhooks as the deliverer takes them.
 func webhookTargets(cfg *config.Config) []webhook.Target {
 	var out []webhook.Target
@@ -197,8 +218,16 @@ func redactURL(raw string) string {
 // markCrashed ends the call records the previous run left open (it was
 // killed during those calls), each with its call.ended event, so that
 // webhook receivers learn how every call they saw start ended.
+// They end when that run was last known alive (keepAlive), so a crashed
+// call's duration does not count the time the server was down.
 func (p *eventPlane) markCrashed(ctx context.Context) (int, error) {
-	return p.st.MarkOpenCallsCrashedWithEvents(ctx, time.Now(), func(r store.CallRecord) ([]store.Event, error) {
+	end := time.Now()
+	if t, err := p.st.LastAlive(ctx); err != nil {
+		return 0, err
+	} else if !t.IsZero() && t.Before(end) {
+		end = t
+	}
+	return p.st.MarkOpenCallsCrashedWithEvents(ctx, end, func(r store.CallRecord) ([]store.Event, error) {
 		e, err := store.NewEvent(sip.EventCallEnded, sip.NewCallEvent(r))
 		if err != nil {
 			return nil, err

@@ -428,6 +428,7 @@ func TestKill9KeepsRegistrationsAndRecords(t *testing.T) {
 	// The answer time is stored once the caller has ACKed the 200, a
 	// moment after the call is listed as answered: kill after that.
 	c.waitAnswerStored(15 * time.Second)
+	killedAt := time.Now()
 	c.signal(syscall.SIGKILL)
 	if code := c.wait(10 * time.Second); code == 0 {
 		t.Fatal("SIGKILL exited 0")
@@ -452,5 +453,13 @@ func TestKill9KeepsRegistrationsAndRecords(t *testing.T) {
 	rec := onlyRecord(t, openStore(t, dir))
 	if rec.Result != store.ResultCrashed || rec.EndedAt.IsZero() || rec.AnsweredAt.IsZero() {
 		t.Fatalf("record %+v", rec)
+	}
+	// The call ended when the server was last known alive, not when it
+	// came back: the time it was down is not part of the call.
+	if rec.EndedAt.After(killedAt) || rec.EndedAt.Before(rec.AnsweredAt) {
+		t.Errorf("crashed call ended at %s; answered %s, server killed %s", rec.EndedAt, rec.AnsweredAt, killedAt)
+	}
+	if want := rec.EndedAt.Sub(rec.AnsweredAt); rec.Duration != want {
+		t.Errorf("duration %s, want %s (answer to end)", rec.Duration, want)
 	}
 }

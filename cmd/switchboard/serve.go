@@ -166,6 +166,7 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	g.Go(func() error { defer stopDeliverer(); return ev.recorder.Run(recCtx) })
 	g.Go(func() error { return ev.deliverer.Run(delCtx) })
 	g.Go(func() error { return ev.prune(gctx) })
+	g.Go(func() error { return ev.keepAlive(gctx) })
 	g.Go(func() error { return webSrv.Run(gctx) })
 	g.Go(func() error { return webSrv.RunControl(gctx) })
 	g.Go(func() error { return readyWhenListening(gctx, sipSrv, webSrv) })

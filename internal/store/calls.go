@@ -286,7 +286,7 @@ func (s *Store) Calls(ctx context.Context, f CallFilter) ([]CallRecord, error) {
 
 // MarkOpenCallsCrashed ends every record that is still open (zero EndedAt),
 // which at start-up means the previous process died with those calls up:
-// EndedAt becomes now (or StartedAt, if now is earlier), Duration runs from
+// EndedAt becomes now (or StartedAt or AnsweredAt, if later), Duration runs from
 // AnsweredAt to that if the call was answered, Result becomes "crashed",
 // HangupBy "system" and Reason "server stopped unexpectedly"; Status is kept.
 // It returns how many records it ended. A zero now means the current time.
@@ -295,8 +295,8 @@ func (s *Store) MarkOpenCallsCrashed(ctx context.Context, now time.Time) (int, e
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, w *writeTx) error {
 		res, err := w.Exec(ctx, `UPDATE calls SET
-				ended_at = max(?1, started_at),
-				duration_ms = CASE WHEN answered_at IS NULL THEN 0 ELSE max(0, max(?1, started_at) - answered_at) END,
+				ended_at = max(?1, started_at, coalesce(answered_at, 0)),
+				duration_ms = CASE WHEN answered_at IS NULL THEN 0 ELSE max(0, ?1 - answered_at) END,
 				result = ?2, hangup_by = 'system', reason = ?3
 			WHERE ended_at IS NULL`, end, ResultCrashed, ReasonCrashed)
 		if err != nil {

@@ -35,7 +35,8 @@ func (s *Store) OpenCalls(ctx context.Context) ([]CallRecord, error) {
 // with each record it ends and in the same transaction, the events ev
 // returns for the ended record (such as call.ended). Records are ended one
 // by one: if the process stops half-way, the rest are still open and the
-// next start ends them. A zero now means the current time.
+// next start ends them. A record ends at now, or at its start or answer if
+// that was later. A zero now means the current time.
 func (s *Store) MarkOpenCallsCrashedWithEvents(ctx context.Context, now time.Time, ev func(CallRecord) ([]Event, error)) (int, error) {
 	open, err := s.OpenCalls(ctx)
 	if err != nil {
@@ -43,9 +44,12 @@ func (s *Store) MarkOpenCallsCrashedWithEvents(ctx context.Context, now time.Tim
 	}
 	now = orNow(now, s.now()).Truncate(time.Millisecond)
 	for i, r := range open {
+		// The call was up at least until it started, and was answered.
 		r.EndedAt = now
-		if r.EndedAt.Before(r.StartedAt) {
-			r.EndedAt = r.StartedAt
+		for _, t := range []time.Time{r.StartedAt, r.AnsweredAt} {
+			if r.EndedAt.Before(t) {
+				r.EndedAt = t
+			}
 		}
 		r.Duration = 0
 		if !r.AnsweredAt.IsZero() && r.EndedAt.After(r.AnsweredAt) {
