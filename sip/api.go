@@ -20,6 +20,9 @@ type CallInfo struct {
 	// Codecs are the audio formats offered while ringing, those in use
 	// once answered, e.g. PCMU/8000.
 	Codecs []string
+	// Trunk is the trunk the call goes out or came in through (empty for
+	// internal calls); DID the provider's number an inbound call dialled.
+	Trunk, DID string
 }
 
 // LegInfo is one leg of a live call.
@@ -37,6 +40,7 @@ func (c *call) info() CallInfo {
 		ci.State = "answered"
 	}
 	ci.Codecs = append([]string(nil), c.codecs...)
+	ci.Trunk, ci.DID = c.rec.Trunk, c.rec.DID
 	c.mu.Unlock()
 	if c.media != nil {
 		for _, leg := range []Leg{LegA, LegB} {

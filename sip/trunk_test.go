@@ -493,6 +493,7 @@ func testTrunkOutboundCall(t *testing.T, transport string) {
 	}
 	audio(t, e, a, pr.testPhone, 20, 100)
 	audio(t, e, pr.testPhone, a, 20, 200)
+	checkLiveTrunk(t, e, "prov", "")
 	oc.hangup()
 	pr.expect(sip.BYE, 2*time.Second)
 	rec := e.lastRecord(t, "1001")
@@ -508,6 +509,15 @@ func testTrunkOutboundCall(t *testing.T, transport string) {
 	// A number no trunk takes is still 404.
 	if oc := a.call("12", callOpts{}); oc.status != 404 {
 		t.Errorf("short number: status %d, want 404", oc.status)
+	}
+}
+
+// checkLiveTrunk: the one call in progress names the trunk and DID.
+func checkLiveTrunk(t *testing.T, e *callEnv, trunkName, did string) {
+	t.Helper()
+	cs := e.srv.Calls()
+	if len(cs) != 1 || cs[0].Trunk != trunkName || cs[0].DID != did {
+		t.Errorf("calls in progress %+v, want one through trunk %q with DID %q", cs, trunkName, did)
 	}
 }
 
@@ -532,6 +542,7 @@ func TestTrunkInboundCall(t *testing.T) {
 	}
 	audio(t, e, pr.testPhone, b, 20, 300)
 	audio(t, e, b, pr.testPhone, 20, 400)
+	checkLiveTrunk(t, e, "prov", ourDID)
 	oc.hangup()
 	b.expect(sip.BYE, 2*time.Second)
 	rec := e.lastRecord(t, "1002")

@@ -66,6 +66,8 @@ type Call struct {
 	AnsweredAt time.Time `json:"answered_at,omitzero" doc:"Absent until the call is answered."`
 	Legs       []CallLeg `json:"legs" nullable:"false"`
 	Codecs     []string  `json:"codecs" nullable:"false" doc:"Audio formats: offered while ringing, in use once answered, e.g. PCMU/8000."`
+	Trunk      string    `json:"trunk,omitempty" doc:"The trunk the call goes out or came in through; absent for internal calls."`
+	DID        string    `json:"did,omitempty" doc:"The provider's number (DID) an inbound call dialled; absent for other calls."`
 }
 
 // RecordLeg is the media summary of one leg of a recorded call.

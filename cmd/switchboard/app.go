@@ -141,7 +141,8 @@ func (a *app) RemoveRegistration(ctx context.Context, id string) error {
 
 func webCall(c sip.CallInfo) web.Call {
 	out := web.Call{ID: c.ID, Caller: c.Caller, Callee: c.Callee, State: c.State,
-		StartedAt: c.StartedAt.UTC(), AnsweredAt: c.AnsweredAt.UTC(), Legs: make([]web.CallLeg, len(c.Legs)), Codecs: c.Codecs}
+		StartedAt: c.StartedAt.UTC(), AnsweredAt: c.AnsweredAt.UTC(), Legs: make([]web.CallLeg, len(c.Legs)), Codecs: c.Codecs,
+		Trunk: c.Trunk, DID: c.DID}
 	for i, l := range c.Legs {
 		out.Legs[i] = web.CallLeg{Name: l.Name, RelayPort: l.RelayPort, Remote: l.Remote, MediaCounters: web.MediaCounters{
 			PacketsIn: l.Stats.PacketsIn, PacketsOut: l.Stats.PacketsOut, BytesIn: l.Stats.BytesIn, BytesOut: l.Stats.BytesOut,

@@ -84,6 +84,13 @@ async function loadStatus() {
     `${s.registrations} registrations · ${s.active_calls} active calls` + (s.ready ? "" : " · NOT READY");
 }
 
+// viaTrunk is a call's callee, naming the trunk (and dialled number) of a
+// call to or from the outside world.
+function viaTrunk(c) {
+  if (!c.trunk) return c.callee;
+  return `${c.callee} (via ${c.trunk}${c.did ? ", dialled " + c.did : ""})`;
+}
+
 async function loadCalls() {
   const calls = await all("/api/v1/calls");
   $("calls-count").textContent = calls.length ? `(${calls.length})` : "";
@@ -91,7 +98,7 @@ async function loadCalls() {
     const legs = c.legs || [];
     const per = (f) => legs.map(f).join(" · ");
     return el("tr", { "data-testid": "call-row-" + c.id, "data-call": c.id },
-      el("td", {}, c.caller), el("td", {}, c.callee),
+      el("td", {}, c.caller), el("td", {}, viaTrunk(c)),
       el("td", { class: "state-" + c.state }, c.state),
       el("td", {}, (c.codecs || []).join(", ")),
       el("td", { "data-since": c.answered_at || c.started_at }, since(c.answered_at || c.started_at)),
@@ -176,7 +183,7 @@ async function loadRecords(more) {
   recordsCursor = page.next_cursor || "";
   $("records-more").hidden = !recordsCursor;
   const rows = page.items.map((r) => el("tr", { "data-testid": "record-row-" + r.id },
-    el("td", {}, when(r.started_at)), el("td", {}, r.caller), el("td", {}, r.callee),
+    el("td", {}, when(r.started_at)), el("td", {}, r.caller), el("td", {}, viaTrunk(r)),
     el("td", {}, r.result || "(in progress)"), el("td", {}, String(r.status || "")),
     el("td", {}, r.answered_at ? duration(r.duration_ms) : ""), el("td", {}, r.hangup_by), el("td", { class: "wrap" }, r.reason)));
   if (more) $("records").append(...rows);
