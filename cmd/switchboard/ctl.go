@@ -410,9 +410,21 @@ func (c *ctl) calls(ctx context.Context, args []string) error {
 			loss = append(loss, strconv.FormatUint(l.Lost, 10))
 		}
 		rows[i] = []string{cl.ID, cl.Caller, cl.Callee, cl.State, strings.Join(cl.Codecs, ","), now.Sub(cl.StartedAt).Truncate(time.Second).String(),
-			strings.Join(ports, ","), strings.Join(pkts, " "), strings.Join(loss, ",")}
+			strings.Join(ports, ","), strings.Join(pkts, " "), strings.Join(loss, ","), trunkColumn(cl.Trunk, cl.DID)}
 	}
-	return c.table("ID\tCALLER\tCALLEE\tSTATE\tCODECS\tFOR\tRELAY PORTS\tPACKETS IN/OUT\tLOST", rows)
+	return c.table("ID\tCALLER\tCALLEE\tSTATE\tCODECS\tFOR\tRELAY PORTS\tPACKETS IN/OUT\tLOST\tTRUNK", rows)
+}
+
+// trunkColumn names the trunk of a call (and the DID an inbound call
+// dialled), or "-" for an internal call.
+func trunkColumn(trunk, did string) string {
+	switch {
+	case did != "":
+		return trunk + " " + did
+	case trunk != "":
+		return trunk
+	}
+	return "-"
 }
 
 func (c *ctl) hangup(ctx context.Context, args []string) error {
@@ -502,15 +514,8 @@ func (c *ctl) records(ctx context.Context, args []string) error {
 		if r.EndedAt.IsZero() {
 			result = "(in progress)"
 		}
-		via := "-"
-		switch {
-		case r.DID != "":
-			via = r.Trunk + " " + r.DID
-		case r.Trunk != "":
-			via = r.Trunk
-		}
 		rows[i] = []string{r.StartedAt.Local().Format(time.DateTime), r.Caller, r.Callee, result,
-			strconv.Itoa(r.Status), dur, r.HangupBy, r.ID, via}
+			strconv.Itoa(r.Status), dur, r.HangupBy, r.ID, trunkColumn(r.Trunk, r.DID)}
 	}
 	return c.table("STARTED\tCALLER\tCALLEE\tRESULT\tSTATUS\tDURATION\tHANGUP BY\tID\tTRUNK", rows)
 }
