@@ -66,8 +66,8 @@ func (s *Server) Calls() []CallInfo {
 	}
 	// Click-to-calls whose caller's devices still ring are calls too.
 	for _, o := range s.orig.all() {
-		if !placed[o.id] {
-			out = append(out, o.callInfo())
+		if ci, ok := o.callInfo(); ok && !placed[o.id] {
+			out = append(out, ci)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
@@ -81,7 +81,7 @@ func (s *Server) Call(id string) (CallInfo, bool) {
 	s.calls.mu.Unlock()
 	if !ok {
 		if o, ok := s.orig.get(id); ok {
-			return o.callInfo(), true
+			return o.callInfo()
 		}
 		return CallInfo{}, false
 	}

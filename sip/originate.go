@@ -94,6 +94,10 @@ type origCall struct {
 	keys   []string
 	sipIDs []string // its keys in origTable.bySIPCallID
 	by     string   // who ended it: "caller", "callee", "system" or "operator"
+	// unlisted: the click-to-call is no longer shown as a ringing call of
+	// its own, because the server's call under its ID was placed (that
+	// call is listed while it lasts) or because it is over.
+	unlisted bool
 }
 
 // get returns the click-to-call id.
@@ -116,11 +120,12 @@ func (t *origTable) all() []*origCall {
 }
 
 // callInfo shows a click-to-call whose call is not placed yet as a call
-// from its caller to its callee, ringing.
-func (o *origCall) callInfo() CallInfo {
+// from its caller to its callee, ringing; false once it is not to be
+// listed (see unlisted).
+func (o *origCall) callInfo() (CallInfo, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return CallInfo{ID: o.id, Caller: o.from, Callee: o.to, State: "ringing", StartedAt: o.start}
+	return CallInfo{ID: o.id, Caller: o.from, Callee: o.to, State: "ringing", StartedAt: o.start}, !o.unlisted
 }
 
 // newCallID returns the ID of the call req starts, and when it started:
@@ -135,6 +140,9 @@ func (s *Server) newCallID(req *sip.Request) (string, time.Time) {
 		o := t.byID[id]
 		t.mu.Unlock()
 		if ok && o != nil {
+			o.mu.Lock()
+			o.unlisted = true
+			o.mu.Unlock()
 			return id, o.start
 		}
 	}
@@ -310,6 +318,10 @@ func (o *origCall) run(bindings []store.Binding, displayName string) {
 // it ended. (Once the caller answers, the call to To is an ordinary call
 // with a record and events of its own.)
 func (o *origCall) recordUnanswered(err error) {
+	// Not listed as ringing once its record says how it ended.
+	o.mu.Lock()
+	o.unlisted = true
+	o.mu.Unlock()
 	status := 0
 	var resp *sipgo.ErrDialogResponse
 	var respv sipgo.ErrDialogResponse
