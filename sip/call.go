@@ -294,6 +294,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	bindings := s.reg.snapshot(callee)
 	id, now := s.newCallID(req)
 	c := &call{
+		events: callEvents{invited: s.now()},
 		s:     s,
 		id:    id,
 		ended: make(chan struct{}),

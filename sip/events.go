@@ -167,6 +167,10 @@ type callEvents struct {
 	mu    sync.Mutex
 	ended bool
 	setup bool // the setup time was measured
+	// invited is when the caller's INVITE arrived: setup time counts from
+	// it. The record's start can be earlier (a click-to-call's starts
+	// when the first phone is rung).
+	invited time.Time
 }
 
 // emit writes the call's record as write says, with an event of type typ
@@ -193,7 +197,11 @@ func (c *call) emit(ctx context.Context, write int, typ string) {
 	switch {
 	case (typ == EventCallRinging || typ == EventCallAnswered) && !c.events.setup:
 		c.events.setup = true
-		c.s.counters.observeSetup(c.s.now().Sub(rec.StartedAt))
+		from := c.events.invited
+		if from.IsZero() {
+			from = rec.StartedAt
+		}
+		c.s.counters.observeSetup(c.s.now().Sub(from))
 	case typ == EventCallEnded:
 		c.s.counters.endedMedia(rec.Legs)
 	}

@@ -314,7 +314,7 @@ func reasonHeader(code int, text string) sip.Header {
 
 func (s *Server) newTrunkCall(req *sip.Request, rec store.CallRecord, trunkName string) *call {
 	id, started := s.newCallID(req)
-	c := &call{s: s, id: id, ended: make(chan struct{}), aKey: requestDialogKey(req), rec: rec}
+	c := &call{s: s, id: id, ended: make(chan struct{}), aKey: requestDialogKey(req), rec: rec, events: callEvents{invited: s.now()}}
 	c.rec.ID = c.id
 	c.rec.StartedAt = started
 	c.log = s.log.With("call_id", c.id, "caller", rec.Caller, "callee", rec.Callee, "direction", rec.Direction)

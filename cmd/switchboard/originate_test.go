@@ -118,6 +118,8 @@ func TestOriginate(t *testing.T) {
 	}
 	relayA := sdpTarget(t, string(inA.body))
 	alice.respond(inA, 180, "")
+	time.Sleep(500 * time.Millisecond) // she lets it ring a while
+	answeredA := time.Now()
 	alice.respond(inA, 200, testSDP(aliceRTP.LocalAddr().(*net.UDPAddr).Port))
 	alice.readRequest("ACK")
 
@@ -138,6 +140,21 @@ func TestOriginate(t *testing.T) {
 	c := calls.Items[0]
 	if c.Caller != "1001" || c.Callee != "1002" {
 		t.Fatalf("call %+v", c)
+	}
+	// Its setup time counts from the INVITE to Bob, not from the request
+	// that first rang Alice: it is no longer than from her answer to now.
+	var setup float64
+	waitFor(t, "the call's setup time", func() bool {
+		_, m := e.raw("GET", "/metrics", "", nil)
+		sum := regexp.MustCompile(`(?m)^switchboard_call_setup_seconds_sum (\S+)$`).FindSubmatch(m)
+		if sum == nil || !bytes.Contains(m, []byte("\nswitchboard_call_setup_seconds_count 1\n")) {
+			return false
+		}
+		setup, _ = strconv.ParseFloat(string(sum[1]), 64)
+		return true
+	})
+	if most := time.Since(answeredA).Seconds(); setup > most {
+		t.Errorf("setup time %.3fs, more than the %.3fs since the first phone answered: it counts that phone's ringing", setup, most)
 	}
 	// The ID the API answered with names the call, and later its record.
 	if c.ID != o.ID {
