@@ -295,10 +295,10 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	id, now := s.newCallID(req)
 	c := &call{
 		events: callEvents{invited: s.now()},
-		s:     s,
-		id:    id,
-		ended: make(chan struct{}),
-		aKey:  requestDialogKey(req),
+		s:      s,
+		id:     id,
+		ended:  make(chan struct{}),
+		aKey:   requestDialogKey(req),
 		// The caller is a browser: its media ends in a bridge.
 		browserA: browserA,
 		rec: store.CallRecord{
