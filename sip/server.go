@@ -259,7 +259,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bc.guard = s.guard
 	bc.register = s.statelessRegister(udp)
 	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(bc) }()
-	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(guardListener{tcp, s.guard}) }()
+	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(s.framed(guardListener{tcp, s.guard})) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
 	go func() { defer wg.Done(); errc <- s.reg.run(ctx) }()
 	go func() { defer wg.Done(); errc <- s.guard.run(ctx) }()

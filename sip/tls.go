@@ -18,5 +18,5 @@ func (s *Server) listenTLS() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip: listen tls %s: %w", addr, err)
 	}
-	return tls.NewListener(guardListener{ln, s.guard}, s.cfg.TLS), nil
+	return s.framed(tls.NewListener(guardListener{ln, s.guard}, s.cfg.TLS)), nil
 }
