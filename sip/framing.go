@@ -52,11 +52,11 @@ type framedConn struct {
 	max    int
 	log    *slog.Logger
 
-	buf    [16 << 10]byte
-	in     []byte   // read, not yet cut into messages
-	out    [][]byte // checked messages (or keep-alives), in order, for sipgo
-	raw    bool     // cutting gave up: bytes pass through as they are read
-	rerr   error    // the read error to return once out is empty
+	buf  [16 << 10]byte
+	in   []byte   // read, not yet cut into messages
+	out  [][]byte // checked messages (or keep-alives), in order, for sipgo
+	raw  bool     // cutting gave up: bytes pass through as they are read
+	rerr error    // the read error to return once out is empty
 }
 
 func (c *framedConn) Read(p []byte) (int, error) {

@@ -126,7 +126,9 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 }
 
 func (c *chunkConn) Write(p []byte) (int, error) { c.wrote.Write(p); return len(p), nil }
-func (c *chunkConn) RemoteAddr() net.Addr       { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5999} }
+func (c *chunkConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5999}
+}
 
 // readFramed returns everything a framedConn over data, read in pieces of
 // size n, passes on, one read per element, and what it wrote back.
