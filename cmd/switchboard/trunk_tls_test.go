@@ -121,6 +121,51 @@ func TestTrunkTLSCAFile(t *testing.T) {
 	if n := untrusted.registrations(); n != 0 {
 		t.Errorf("%d REGISTERs reached the provider whose certificate is not trusted", n)
 	}
+	// The provider's CA is renewed in place: the same ca_file gets a new
+	// certificate, and a reload (with nothing else changed) uses it.
+	renewedPEM, renewedKey, err := certs.SelfSigned("renewed CA", "127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed := startTLSRegistrar(t, "127.0.0.2", renewedPEM, renewedKey)
+	cfgText, err := os.ReadFile(filepath.Join(s.dir, "switchboard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The trunk points at the renewed provider with the old CA: refused.
+	if err := os.WriteFile(filepath.Join(s.dir, "switchboard.yaml"), []byte(strings.Replace(string(cfgText), trusted.addr, renewed.addr, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload := func() {
+		if code, out, errs := ctlRun(t, "", "--socket", filepath.Join(s.dir, "sb.sock"), "reload"); code != 0 {
+			t.Fatalf("ctl reload: %d %s %s", code, out, errs)
+		}
+	}
+	reload()
+	trunkState := func(want func(web.Trunk) bool) web.Trunk {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, out, errs := ctlRun(t, "", "--socket", filepath.Join(s.dir, "sb.sock"), "--json", "trunks")
+			if code != 0 || json.Unmarshal([]byte(out), &ts) != nil || len(ts) != 2 {
+				t.Fatalf("ctl trunks: %d %s %s", code, out, errs)
+			}
+			if want(ts[0]) || time.Now().After(deadline) {
+				return ts[0]
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if tr := trunkState(func(tr web.Trunk) bool { return tr.LastError != "" }); tr.Registered || renewed.registrations() != 0 {
+		t.Fatalf("a provider the CA file does not vouch for: %+v, %d REGISTERs", tr, renewed.registrations())
+	}
+	if err := os.WriteFile(caFile, renewedPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload()
+	if tr := trunkState(func(tr web.Trunk) bool { return tr.State == "registered" }); tr.State != "registered" || renewed.registrations() == 0 {
+		t.Errorf("after the CA file was renewed and the server reloaded: %+v, %d REGISTERs", tr, renewed.registrations())
+	}
+
 	// Without sip.tls the provider cannot send us requests over TLS: the
 	// log says so.
 	if !strings.Contains(s.stderr.String(), "trunk over TLS without sip.tls") {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 
 	"github.com/switchboard/switchboard/internal/config"
@@ -51,12 +53,14 @@ func newTrunks(cfg *config.Config, log *slog.Logger) ([]trunk.Trunk, error) {
 }
 
 // reloadTrunks makes a reload apply the file's trunks: when any of them
-// changed, all are rebuilt; the old ones unregister, the new ones
-// register, and calls already up go on.
+// changed, or the contents of a CA file they name (a provider's CA
+// renewed in place), all are rebuilt; the old ones unregister, the new
+// ones register, and calls already up go on.
 func reloadTrunks(r *reloader, s *sip.Server, cfg *config.Config, log *slog.Logger) {
-	cur := cfg.Trunks
+	cur, curCAs := cfg.Trunks, caFileSums(cfg.Trunks)
 	r.OnReload("trunks", func(_ context.Context, next *config.Config) error {
-		if reflect.DeepEqual(cur, next.Trunks) {
+		nextCAs := caFileSums(next.Trunks)
+		if reflect.DeepEqual(cur, next.Trunks) && reflect.DeepEqual(curCAs, nextCAs) {
 			return nil
 		}
 		ts, err := newTrunks(next, log)
@@ -64,9 +68,26 @@ func reloadTrunks(r *reloader, s *sip.Server, cfg *config.Config, log *slog.Logg
 			return err
 		}
 		s.SetTrunks(ts)
-		cur = next.Trunks
+		cur, curCAs = next.Trunks, nextCAs
 		return nil
 	})
+}
+
+// caFileSums are the SHA-256 sums of the trunks' CA files, by path; a file
+// that cannot be read sums to zero (building the trunks reports why).
+func caFileSums(ts []config.Trunk) map[string][32]byte {
+	out := map[string][32]byte{}
+	for _, t := range ts {
+		if t.CAFile == "" {
+			continue
+		}
+		var sum [32]byte
+		if b, err := os.ReadFile(t.CAFile); err == nil {
+			sum = sha256.Sum256(b)
+		}
+		out[t.CAFile] = sum
+	}
+	return out
 }
 
 // Trunks lists the trunks and their state for the API.
