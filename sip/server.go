@@ -107,6 +107,7 @@ type Server struct {
 
 	regInflight registerInflight // UDP REGISTERs being handled (stateless.go)
 	regAnswers  answerCache      // and their final answers, for retransmissions
+	regWorkers  chan func()      // idle REGISTER workers take their next job here (stateless.go)
 
 	// draining is set by Drain: new calls are refused.
 	draining atomic.Bool
@@ -145,6 +146,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
 		trunks:  newTrunkRunner(deps.Trunks),
 	}
+	s.regWorkers = make(chan func())
 	s.counters = newCounters()
 	s.guard = newGuard(cfg.Limits, deps.Now, s.log)
 	s.guard.alsoTrusted = s.fromTrunk
@@ -257,7 +259,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(5)
 	bc := newBadRequestConn(udp, s.log)
 	bc.guard = s.guard
-	bc.register = s.statelessRegister(udp)
+	bc.register = s.statelessRegister(ctx, udp)
 	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(bc) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(s.framed(guardListener{tcp, s.guard})) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
