@@ -19,3 +19,14 @@ func headersNamed(m interface{ Headers() []sip.Header }, name string) []sip.Head
 	}
 	return out
 }
+
+// hasHeader reports whether m has a header called name (compared without
+// regard to case), without allocating.
+func hasHeader(m interface{ Headers() []sip.Header }, name string) bool {
+	for _, h := range m.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			return true
+		}
+	}
+	return false
+}

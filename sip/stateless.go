@@ -146,6 +146,17 @@ func (s *Server) statelessRegister(ctx context.Context, conn net.PacketConn) fun
 			_, _ = conn.WriteTo(b, addr) // a retransmission: the same answer
 			return true
 		}
+		if !hasHeader(req, "Authorization") {
+			// Without credentials the answer is a challenge, computed
+			// from the request alone: answering it here, on the reader,
+			// saves handing it to another goroutine and waking a thread
+			// for it. The reader reads the next datagram once it is sent,
+			// so a retransmission finds the answer in the cache.
+			h(req, &statelessTx{conn: conn, addr: addr, final: func(b []byte) {
+				s.regAnswers.put(key, b, time.Now())
+			}})
+			return true
+		}
 		if !s.regInflight.begin(key) {
 			return true // a retransmission of a REGISTER being handled
 		}
