@@ -80,12 +80,14 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return err
 	}
 	defer st.Close()
-	if err := st.SyncConfigUsers(ctx, configUsers(cfg)); err != nil {
-		return fmt.Errorf("sync users from config: %w", err)
-	}
 	ev, err := newEventPlane(cfg, st, log)
 	if err != nil {
 		return err
+	}
+	// The users are synced once what can still refuse the configuration
+	// has accepted it: a start that fails leaves the database as it was.
+	if err := st.SyncConfigUsers(ctx, configUsers(cfg)); err != nil {
+		return fmt.Errorf("sync users from config: %w", err)
 	}
 	if n, err := ev.markCrashed(ctx); err != nil {
 		return err

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -206,14 +208,23 @@ func (c *Config) Validate() error {
 	if c.Events.Retention < c.Events.RetryPeriod {
 		v.addf("events.retention %s must not be below events.retry_period %s", c.Events.Retention, c.Events.RetryPeriod)
 	}
+	seenURL := map[string]int{}
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
 		u, err := url.Parse(w.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.addf("%s.url %q must be an http:// or https:// URL", key, w.URL)
+		} else if j, dup := seenURL[w.URL]; dup {
+			v.addf("%s.url is the URL of webhooks[%d] too: list each receiver once (with all the events it wants)", key, j)
+		} else {
+			seenURL[w.URL] = i
 		}
 		if len(w.Secret) < 8 {
 			v.addf("%s.secret must have at least 8 characters", key)
+		} else if rest, ok := strings.CutPrefix(w.Secret, "whsec_"); ok {
+			if k, err := base64.StdEncoding.DecodeString(rest); err != nil || len(k) == 0 {
+				v.addf("%s.secret starts with \"whsec_\", so the rest must be the key in base64 (standard alphabet, with padding); it is not: drop the prefix to use the secret as it is, or fix the encoding", key)
+			}
 		}
 		for j, e := range w.Events {
 			if !knownEvents[e] {
@@ -254,8 +265,8 @@ func (v *validator) hostPort(key, s string) {
 	}
 }
 
-// tls checks a certificate and key pair's settings; the files must exist
-// (whether they hold a usable pair is checked when the server starts).
+// tls checks a certificate and key pair's settings: the files must exist
+// and hold a certificate with its private key.
 func (v *validator) tls(key string, t TLS, listen bool) {
 	if !listen && t.Listen != "" {
 		v.addf("%s.listen is not a key: %s serves on its own listen address", key, strings.TrimSuffix(key, ".tls"))
@@ -270,11 +281,19 @@ func (v *validator) tls(key string, t TLS, listen bool) {
 		v.addf("%s needs both cert and key (PEM files): cert %q, key %q", key, t.Cert, t.Key)
 		return
 	}
+	files := true
 	for _, f := range []struct{ k, path string }{{key + ".cert", t.Cert}, {key + ".key", t.Key}} {
 		if fi, err := os.Stat(f.path); err != nil {
 			v.addf("%s %q is not a readable file: %v", f.k, f.path, err)
+			files = false
 		} else if !fi.Mode().IsRegular() {
 			v.addf("%s %q is not a regular file (%s)", f.k, f.path, fi.Mode().Type())
+			files = false
+		}
+	}
+	if files {
+		if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+			v.addf("%s.cert %q and %s.key %q are not a usable certificate and key pair (PEM, the key matching the certificate): %v", key, t.Cert, key, t.Key, err)
 		}
 	}
 	if listen {
