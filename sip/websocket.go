@@ -271,12 +271,13 @@ func (r *registrar) removeClosed(ctx context.Context, b store.Binding) error {
 	if !still {
 		return nil // refreshed from another connection meanwhile
 	}
-	if err := r.s.store.ApplyBindings(ctx, nil, []string{b.ID}); err != nil && !errors.Is(err, context.Canceled) {
+	// The event has the shape of every registration event and is written
+	// in the same transaction as the removal.
+	if err := r.s.applyBindings(ctx, nil, []string{b.ID}, pendingEvent{EventRegistrationRemoved, registrationEvent(b)}); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	r.mu.Lock()
 	r.removeLocked(b.User, b.ID)
 	r.mu.Unlock()
-	r.s.events.Notify("registration.removed", b)
 	return nil
 }

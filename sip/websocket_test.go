@@ -3,6 +3,7 @@ package sip
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func (e *env) wsPhone(user, pass string) (*phone, *httptest.Server) {
 }
 
 func TestWebSocketRegister(t *testing.T) {
-	e := newEnv(t)
+	evs := &eventLog{}
+	e := newEnvDeps(t, func(d *Deps) { d.Events = evs })
 	p, hs := e.wsPhone("1003", "pw-1003")
 	res := p.register([]string{"<sip:abc@df7jal23ls0d.invalid;transport=ws>"})
 	if res.StatusCode != 200 {
@@ -64,6 +66,17 @@ func TestWebSocketRegister(t *testing.T) {
 	}
 	if !strings.Contains(e.logBuf.String(), "websocket closed") {
 		t.Fatalf("no log line for the removal:\n%s", e.logBuf.String())
+	}
+	// Its registration.removed event has the shape of every registration
+	// event (receivers decode them alike).
+	evs.mu.Lock()
+	defer evs.mu.Unlock()
+	if len(evs.types) != 2 || evs.types[0] != EventRegistrationCreated || evs.types[1] != EventRegistrationRemoved {
+		t.Fatalf("events %v, want registration.created then registration.removed", evs.types)
+	}
+	created, removed := reflect.TypeOf(evs.data[0]), reflect.TypeOf(evs.data[1])
+	if created != removed {
+		t.Errorf("registration.removed carries a %v, registration.created a %v", removed, created)
 	}
 }
 
