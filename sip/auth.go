@@ -63,7 +63,14 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.Serv
 		}
 	}
 	if !creds.Verify(string(req.Method), ha1) || !exists {
-		s.log.Info("authentication failed", "method", string(req.Method), "user", creds.Username, "source", req.Source())
+		if exists && u.Realm != s.cfg.Domain {
+			// Digest hashes hold the realm: after a change of sip.domain
+			// no password set before it can match.
+			s.log.Warn("authentication failed: the user's password was set for another sip.domain; set it again (switchboard ctl users passwd NAME)",
+				"user", creds.Username, "password_realm", u.Realm, "sip_domain", s.cfg.Domain, "source", req.Source())
+		} else {
+			s.log.Info("authentication failed", "method", string(req.Method), "user", creds.Username, "source", req.Source())
+		}
 		s.guard.authFailed(sourceAddr(req), creds.Username)
 		s.challenge(req, tx, proxy, false)
 		return store.User{}, false

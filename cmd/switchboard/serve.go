@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -88,6 +89,9 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 	// has accepted it: a start that fails leaves the database as it was.
 	if err := st.SyncConfigUsers(ctx, configUsers(cfg)); err != nil {
 		return fmt.Errorf("sync users from config: %w", err)
+	}
+	if err := warnOtherRealm(ctx, st, cfg.SIP.Domain, log); err != nil {
+		return err
 	}
 	if n, err := ev.markCrashed(ctx); err != nil {
 		return err
@@ -190,6 +194,28 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return nil
 	}
 	return err
+}
+
+// warnOtherRealm names the users whose passwords were set under another
+// sip.domain (through the API or ctl, before the domain changed): their
+// digest hashes hold the old realm, so they cannot sign in until their
+// password is set again. Users from the file are re-hashed at every start.
+func warnOtherRealm(ctx context.Context, st *store.Store, domain string, log *slog.Logger) error {
+	us, err := st.Users(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, u := range us {
+		if u.Realm != domain {
+			names = append(names, u.Name)
+		}
+	}
+	if len(names) > 0 {
+		log.Warn("users whose password was set for another sip.domain cannot sign in until it is set again (switchboard ctl users passwd NAME, or PATCH /api/v1/users/NAME)",
+			"sip_domain", domain, "users", strings.Join(names, ","))
+	}
+	return nil
 }
 
 // configUsers turns the file's accounts into stored ones: only HA1 hashes
