@@ -138,6 +138,7 @@ type source struct {
 	failStart time.Time
 	failUser  string    // the user of the last counted failure
 	failAt    time.Time // and when it was counted
+	failBurst int       // failures folded into that one since
 	drops     int
 	dropStart time.Time
 
@@ -261,8 +262,12 @@ func (g *guard) allowRate(a netip.Addr) bool {
 // source count as one: a phone with a mistyped password may answer every
 // new challenge at once, a dozen times in a few milliseconds, and must not
 // be banned for one typo. A guesser is still counted several times a
-// second, besides the request rate limit.
-const failBurst = 250 * time.Millisecond
+// second, and at least once every failBurstMax guesses, besides the
+// request rate limit.
+const (
+	failBurst    = 250 * time.Millisecond
+	failBurstMax = 16
+)
 
 // authFailed counts a wrong password for user from a, and bans a after
 // Limits.AuthFailures within the window.
@@ -278,10 +283,11 @@ func (g *guard) authFailed(a netip.Addr, user string) {
 	if now.Sub(src.failStart) > g.cfg.AuthFailureWindow {
 		src.fails, src.failStart = 0, now
 	}
-	if user == src.failUser && now.Sub(src.failAt) < failBurst {
+	if user == src.failUser && now.Sub(src.failAt) < failBurst && src.failBurst < failBurstMax {
+		src.failBurst++
 		return
 	}
-	src.failUser, src.failAt = user, now
+	src.failUser, src.failAt, src.failBurst = user, now, 0
 	src.fails++
 	if src.fails >= g.cfg.AuthFailures {
 		g.banLocked(a, src, BanAuthFailures, now)

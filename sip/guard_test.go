@@ -333,3 +333,21 @@ func TestMessageLimits(t *testing.T) {
 		t.Fatalf("TCP request over the limit: got %q, %v; want the connection closed", res, err)
 	}
 }
+
+// TestBanFastGuesser: a burst is folded into one failure only up to
+// failBurstMax wrong answers, so a source guessing fast, all within one
+// burst window, is still banned.
+func TestBanFastGuesser(t *testing.T) {
+	e := newEnv(t, withLimits(Limits{AuthFailures: 3, AuthFailureWindow: time.Minute, BanTime: time.Minute, MaxBanTime: time.Hour}))
+	atk := newAttacker(t, "127.0.0.3", e.udp)
+	// Counted at the 1st, 18th and 35th wrong answer.
+	for i := range 2*(failBurstMax+1) + 1 {
+		if _, ok := banOf(t, e, "127.0.0.3"); ok {
+			t.Fatalf("banned after %d wrong answers, before the third counted one", i)
+		}
+		atk.badPassword("1001")
+	}
+	if b, ok := banOf(t, e, "127.0.0.3"); !ok || b.Reason != BanAuthFailures {
+		t.Fatalf("a fast guesser is not banned: %+v %v", b, ok)
+	}
+}
