@@ -93,6 +93,47 @@ func (s *Store) ApplyBindingsWithEvents(ctx context.Context, put []Binding, del 
 	if len(put) == 0 && len(del) == 0 && len(events) == 0 {
 		return nil
 	}
+	fn, seqs, err := s.bindingsWrite(put, del, events)
+	if err != nil {
+		return fmt.Errorf("apply bindings: %w", err)
+	}
+	if err := s.write(ctx, fn); err != nil {
+		return fmt.Errorf("apply bindings: %w", err)
+	}
+	setSeqs(events, seqs)
+	return nil
+}
+
+// ApplyBindingsThen is ApplyBindingsWithEvents without the wait: it queues
+// the write and returns, and then is called once with the result (nil once
+// the bindings and events are committed, when the Seq of each element of
+// events is set). then is called on the store's writer goroutine, or on the
+// caller's when the write cannot be queued, so it must be quick, must not
+// block and must not write to the store. A caller that answers a REGISTER
+// from then saves the goroutine that would wait for the commit.
+func (s *Store) ApplyBindingsThen(put []Binding, del []string, events []Event, then func(error)) {
+	if len(put) == 0 && len(del) == 0 && len(events) == 0 {
+		then(nil)
+		return
+	}
+	fn, seqs, err := s.bindingsWrite(put, del, events)
+	if err != nil {
+		then(fmt.Errorf("apply bindings: %w", err))
+		return
+	}
+	s.writeThen(fn, func(err error) {
+		if err != nil {
+			then(fmt.Errorf("apply bindings: %w", err))
+			return
+		}
+		setSeqs(events, seqs)
+		then(nil)
+	})
+}
+
+// bindingsWrite checks put, del and events and returns the write that
+// applies them, and the slice it puts the events' seqs in.
+func (s *Store) bindingsWrite(put []Binding, del []string, events []Event) (writeFunc, []int64, error) {
 	// Build the statement arguments here, on the caller's goroutine: it
 	// spreads the work over the cores and leaves the writer nothing of the
 	// caller's to read.
@@ -101,7 +142,7 @@ func (s *Store) ApplyBindingsWithEvents(ctx context.Context, put []Binding, del 
 	for i := range put {
 		b := &put[i]
 		if b.ID == "" || b.User == "" || b.Contact == "" || b.Expires.IsZero() {
-			return fmt.Errorf("apply bindings: %w: binding %q needs ID, User, Contact and Expires", ErrInvalid, b.ID)
+			return nil, nil, fmt.Errorf("%w: binding %q needs ID, User, Contact and Expires", ErrInvalid, b.ID)
 		}
 		args = append(args, b.ID, b.User, b.Contact, b.Instance, int64(b.RegID), b.Source, b.Transport, b.UserAgent,
 			b.CallID, int64(b.CSeq), b.Q, millis(b.Expires), millis(orNow(b.UpdatedAt, now)))
@@ -109,16 +150,16 @@ func (s *Store) ApplyBindingsWithEvents(ctx context.Context, put []Binding, del 
 	ids := make([]any, len(del))
 	for i, id := range del {
 		if id == "" {
-			return fmt.Errorf("apply bindings: %w: empty binding ID to delete", ErrInvalid)
+			return nil, nil, fmt.Errorf("%w: empty binding ID to delete", ErrInvalid)
 		}
 		ids[i] = id
 	}
 	evRows, err := eventRows(events)
 	if err != nil {
-		return fmt.Errorf("apply bindings: %w", err)
+		return nil, nil, err
 	}
 	seqs := make([]int64, len(evRows))
-	err = s.write(ctx, func(ctx context.Context, w *writeTx) error {
+	return func(ctx context.Context, w *writeTx) error {
 		if len(args) > 0 {
 			up := w.stmt(ctx, s.stmts.upsertBinding)
 			for i := 0; i < len(args); i += bindingArgs {
@@ -144,12 +185,7 @@ func (s *Store) ApplyBindingsWithEvents(ctx context.Context, put []Binding, del 
 			}
 		}
 		return s.writeEvents(ctx, w, evRows, seqs)
-	})
-	if err != nil {
-		return fmt.Errorf("apply bindings: %w", err)
-	}
-	setSeqs(events, seqs)
-	return nil
+	}, seqs, nil
 }
 
 // Bindings returns every binding, expired or not, ordered by user and ID. The

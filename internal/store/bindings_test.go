@@ -379,3 +379,74 @@ func TestCloseDuringWrites(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged before Close, %d stored", len(acked), len(got))
 }
+
+// ApplyBindingsThen returns before the write is committed and reports the
+// result once: the binding and its event are stored when then gets nil,
+// requests queued together share a commit, a failing one fails alone, and a
+// closed store answers at once.
+func TestApplyBindingsThen(t *testing.T) {
+	s := openTest(t)
+	mustCreateUser(t, s, "1001")
+	ev, err := NewEvent("registration.created", map[string]string{"user": "1001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := blockWriter(t, s)
+	before := s.WriteStats()
+	type result struct {
+		id  string
+		err error
+	}
+	results := make(chan result, 3)
+	good1, bad, good2 := testBinding("1001", 1), testBinding("ghost", 2), testBinding("1001", 3)
+	events := []Event{ev}
+	s.ApplyBindingsThen([]Binding{good1}, nil, events, func(err error) { results <- result{good1.ID, err} })
+	s.ApplyBindingsThen([]Binding{bad}, nil, nil, func(err error) { results <- result{bad.ID, err} })
+	s.ApplyBindingsThen([]Binding{good2}, nil, nil, func(err error) { results <- result{good2.ID, err} })
+	select {
+	case r := <-results:
+		t.Fatalf("%s answered before the writer ran: %v", r.id, r.err)
+	default:
+	}
+	waitQueued(t, s, 3)
+	release()
+	got := map[string]error{}
+	for range 3 {
+		select {
+		case r := <-results:
+			if _, dup := got[r.id]; dup {
+				t.Fatalf("%s answered twice", r.id)
+			}
+			got[r.id] = r.err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("answers after 10 s: %v", got)
+		}
+	}
+	if got[good1.ID] != nil || got[good2.ID] != nil || got[bad.ID] == nil {
+		t.Fatalf("results %v: want the ghost user's binding alone to fail", got)
+	}
+	if events[0].Seq == 0 {
+		t.Error("the event's Seq is not set after its write")
+	}
+	stored := bindingMap(t, s)
+	if len(stored) != 2 || !reflect.DeepEqual(stored[good1.ID], good1.stored()) || !reflect.DeepEqual(stored[good2.ID], good2.stored()) {
+		t.Fatalf("stored %+v", stored)
+	}
+	if after := s.WriteStats(); after.Batches-before.Batches != 1 {
+		t.Errorf("%d batches for three queued requests, want 1", after.Batches-before.Batches)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	s.ApplyBindingsThen([]Binding{testBinding("1001", 4)}, nil, nil, func(err error) {
+		called = true
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("closed store: %v, want ErrClosed", err)
+		}
+	})
+	if !called {
+		t.Error("a closed store did not answer at once")
+	}
+}

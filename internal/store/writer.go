@@ -47,9 +47,18 @@ type writeReq struct {
 	fn   writeFunc
 	err  error      // result within the current batch attempt
 	done chan error // buffered: the writer never waits for the caller
+	// then, when set, is called with the result on the writer goroutine
+	// instead of sending it on done (writeThen).
+	then func(error)
 }
 
-func (r *writeReq) finish(err error) { r.done <- err }
+func (r *writeReq) finish(err error) {
+	if r.then != nil {
+		r.then(err)
+		return
+	}
+	r.done <- err
+}
 
 // writeTx is the transaction a batch runs in, with the prepared statements
 // bound to it.
@@ -168,6 +177,24 @@ func (s *Store) write(ctx context.Context, fn writeFunc) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// writeThen hands fn to the writer goroutine and returns without waiting
+// for it (it waits only while the queue is full): then gets the result on
+// the writer goroutine once the write is committed or has failed, or at
+// once, on the caller's goroutine, when the store is closed. then runs
+// between the writer's batches, so it must be quick, must not block and
+// must not write to the store (the writer would wait for itself).
+func (s *Store) writeThen(fn writeFunc, then func(error)) {
+	r := &writeReq{ctx: context.Background(), fn: fn, then: then}
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		then(ErrClosed)
+		return
+	}
+	s.reqs <- r
+	s.mu.RUnlock()
 }
 
 // runWriter is the writer goroutine: it takes the first queued request, adds
