@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -20,6 +21,22 @@ var dummyHA1 = digest.HA1(digest.SHA256, "nobody", "nowhere", "nothing")
 // 407/Proxy-Authenticate (proxy=true). When the credentials are missing,
 // stale or wrong it answers the request itself and returns ok=false.
 func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, proxy bool) (store.User, bool) {
+	u, ok, _ := s.authenticateWith(ctx, req, tx, proxy, s.users.get)
+	return u, ok
+}
+
+// userLookup finds a user for authentication: found=false when there is
+// no such user, errWouldWait when it cannot tell without waiting.
+type userLookup func(ctx context.Context, name string) (u store.User, found bool, err error)
+
+// errWouldWait is returned by a userLookup that does not wait
+// (userCache.cached) for a user it would have to read from the store.
+var errWouldWait = errors.New("sip: user not cached")
+
+// authenticateWith is authenticate with the given user lookup. It reports
+// wait, having answered nothing, when lookup returns errWouldWait.
+func (s *Server) authenticateWith(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, proxy bool,
+	lookup userLookup) (_ store.User, ok, wait bool) {
 	hdrName := "Authorization"
 	if proxy {
 		hdrName = "Proxy-Authorization"
@@ -43,16 +60,19 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.Serv
 			s.log.Debug("unusable credentials", "method", string(req.Method), "source", req.Source())
 		}
 		s.challenge(req, tx, proxy, false)
-		return store.User{}, false
+		return store.User{}, false, false
 	}
 	if !s.offers(creds.Algorithm) {
 		s.challenge(req, tx, proxy, false)
-		return store.User{}, false
+		return store.User{}, false, false
 	}
-	u, exists, err := s.users.get(ctx, creds.Username)
+	u, exists, err := lookup(ctx, creds.Username)
+	if errors.Is(err, errWouldWait) {
+		return store.User{}, false, true
+	}
 	if err != nil {
 		s.respondErr(tx, req, err)
-		return store.User{}, false
+		return store.User{}, false, false
 	}
 	ha1 := dummyHA1
 	if exists && u.Realm == s.cfg.Domain {
@@ -73,15 +93,15 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tx sip.Serv
 		}
 		s.guard.authFailed(sourceAddr(req), creds.Username)
 		s.challenge(req, tx, proxy, false)
-		return store.User{}, false
+		return store.User{}, false, false
 	}
 	if s.nonces.Check(creds.Nonce) != digest.NonceValid {
 		// The password was right but the nonce is old or from before a
 		// restart: the client may retry at once (RFC 7616 §3.3 stale).
 		s.challenge(req, tx, proxy, true)
-		return store.User{}, false
+		return store.User{}, false, false
 	}
-	return u, true
+	return u, true, false
 }
 
 func (s *Server) offers(alg string) bool {

@@ -97,6 +97,12 @@ type bindingEventStore interface {
 	ApplyBindingsWithEvents(ctx context.Context, put []store.Binding, del []string, events ...store.Event) error
 }
 
+// bindingThenStore writes bindings and their events without waiting for
+// the commit (store.Store.ApplyBindingsThen).
+type bindingThenStore interface {
+	ApplyBindingsThen(put []store.Binding, del []string, events []store.Event, then func(error))
+}
+
 // callEventStore writes call records and their events in one transaction.
 type callEventStore interface {
 	StartCallWithEvents(ctx context.Context, r store.CallRecord, events ...store.Event) error
@@ -149,6 +155,29 @@ func (s *Server) applyBindings(ctx context.Context, put []store.Binding, del []s
 	}
 	cm.Committed(events...)
 	return nil
+}
+
+// applyBindingsThen is applyBindings without waiting: then gets the
+// outcome on the store's writer goroutine once the change is committed,
+// after the events are handed on.
+func (s *Server) applyBindingsThen(st bindingThenStore, put []store.Binding, del []string, evs []pendingEvent, then func(error)) {
+	cm, ok := s.events.(Committer)
+	if !ok || len(evs) == 0 {
+		st.ApplyBindingsThen(put, del, nil, func(err error) {
+			if err == nil {
+				s.notify(evs)
+			}
+			then(err)
+		})
+		return
+	}
+	events := s.encodeEvents(evs)
+	st.ApplyBindingsThen(put, del, events, func(err error) {
+		if err == nil {
+			cm.Committed(events...)
+		}
+		then(err)
+	})
 }
 
 // How emit writes the call record along with an event.

@@ -86,9 +86,14 @@ func (r *registrar) load(ctx context.Context) error {
 }
 
 func (r *registrar) lockUser(user string) *sync.Mutex {
-	m := &r.userLocks[maphash.String(r.seed, user)%uint64(len(r.userLocks))]
+	m := r.userLock(user)
 	m.Lock()
 	return m
+}
+
+// userLock is the lock that serialises changes to user's bindings.
+func (r *registrar) userLock(user string) *sync.Mutex {
+	return &r.userLocks[maphash.String(r.seed, user)%uint64(len(r.userLocks))]
 }
 
 // findLocked returns the binding id of user, nil if there is none.
@@ -260,26 +265,72 @@ func (r *registrar) removeUser(ctx context.Context, user string) error {
 func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	u, ok, _ := s.registerAuth(ctx, req, tx, s.users.get)
+	if !ok {
+		return
+	}
+	bindings, err := s.reg.register(ctx, req, u.Name)
+	s.registerAnswer(req, tx, bindings, err)
+}
+
+// registerOnReader is handleRegister for the goroutine that read req from
+// a UDP socket, which must not wait: it answers at once (a refusal or a
+// challenge), or queues the binding's write and answers from the store's
+// writer goroutine once it is committed. Either way it calls after once
+// done and returns true. It returns false, having answered nothing, when
+// handling req would wait: its user is not in the user cache, or another
+// REGISTER of the user is being committed, or the store cannot write
+// without waiting; then a worker handles it (handleRegister).
+func (s *Server) registerOnReader(req *sip.Request, tx sip.ServerTransaction, after func()) bool {
+	u, ok, wait := s.registerAuth(context.Background(), req, tx, s.users.cached)
+	if wait {
+		return false
+	}
+	if !ok {
+		after()
+		return true
+	}
+	// The REGISTER counts as pending (Limits.MaxPending) until answered,
+	// as it does while a worker waits for its commit.
+	s.guard.pending.Add(1)
+	return s.reg.registerThen(req, u.Name, func(bindings []store.Binding, err error) {
+		s.registerAnswer(req, tx, bindings, err)
+		s.guard.pending.Add(-1)
+		after()
+	}, func() { s.guard.pending.Add(-1) })
+}
+
+// registerAuth checks what handleRegister checks before changing bindings:
+// the mandatory headers, the domain and the credentials, which must be the
+// user's own address. It answers a request that fails them. It reports
+// wait, having answered nothing, when lookup does (errWouldWait).
+func (s *Server) registerAuth(ctx context.Context, req *sip.Request, tx sip.ServerTransaction,
+	lookup userLookup) (u store.User, ok, wait bool) {
 	to := req.To()
 	if to == nil || req.From() == nil || req.CallID() == nil || req.CSeq() == nil {
 		s.respond(tx, req, 400, "Missing Mandatory Header")
-		return
+		return u, false, false
 	}
 	if !s.isOurHost(req.Recipient.Host) || !s.isOurHost(to.Address.Host) {
 		s.respond(tx, req, 403, "Domain Not Served")
-		return
+		return u, false, false
 	}
-	u, ok := s.authenticate(ctx, req, tx, false)
+	u, ok, wait = s.authenticateWith(ctx, req, tx, false, lookup)
 	if !ok {
-		return
+		return u, false, wait
 	}
 	if to.Address.User != u.Name {
 		s.log.Info("registration refused: user may only register their own address",
 			"user", u.Name, "to", to.Address.User, "source", req.Source())
 		s.respond(tx, req, 403, "Forbidden: Not Your Address")
-		return
+		return u, false, false
 	}
-	bindings, err := s.reg.register(ctx, req, u.Name)
+	return u, true, false
+}
+
+// registerAnswer answers a REGISTER with the user's bindings after the
+// change, or with err.
+func (s *Server) registerAnswer(req *sip.Request, tx sip.ServerTransaction, bindings []store.Binding, err error) {
 	if err != nil {
 		s.respondErr(tx, req, err)
 		return
@@ -297,21 +348,104 @@ type change struct {
 // register applies the request's contacts to the user's bindings and
 // returns the bindings after the change.
 func (r *registrar) register(ctx context.Context, req *sip.Request, user string) ([]store.Binding, error) {
-	cfg := r.s.cfg
+	hdrExpires, contacts, err := registerHeaders(req)
+	if err != nil {
+		return nil, err
+	}
+	l := r.lockUser(user)
+	defer l.Unlock()
+	cur := r.current(user)
+	p, err := r.plan(req, user, cur, contacts, hdrExpires)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return cur, nil
+	}
+	if err := r.s.applyBindings(ctx, p.ch.put, p.ch.del, p.evs...); err != nil {
+		return nil, fmt.Errorf("save bindings of %s: %w", user, err)
+	}
+	r.applied(user, p)
+	return r.current(user), nil
+}
+
+// registerThen is register without waiting for the store: it queues the
+// change and calls done with the outcome, once, on the store's writer
+// goroutine once the change is committed, or at once when there is
+// nothing to write. It returns false, having done nothing but call
+// declined, when it would have to wait: the user's lock is held (another
+// change of the user's bindings is being committed) or the store cannot
+// write without waiting. The user's lock is held until done is called.
+func (r *registrar) registerThen(req *sip.Request, user string, done func([]store.Binding, error), declined func()) bool {
+	st, ok := r.s.store.(bindingThenStore)
+	if !ok {
+		declined()
+		return false
+	}
+	hdrExpires, contacts, err := registerHeaders(req)
+	if err != nil {
+		done(nil, err)
+		return true
+	}
+	l := r.userLock(user)
+	if !l.TryLock() {
+		declined()
+		return false
+	}
+	cur := r.current(user)
+	p, err := r.plan(req, user, cur, contacts, hdrExpires)
+	if err != nil || p == nil {
+		l.Unlock()
+		if err != nil {
+			cur = nil
+		}
+		done(cur, err)
+		return true
+	}
+	r.s.applyBindingsThen(st, p.ch.put, p.ch.del, p.evs, func(err error) {
+		if err != nil {
+			l.Unlock()
+			done(nil, fmt.Errorf("save bindings of %s: %w", user, err))
+			return
+		}
+		r.applied(user, p)
+		after := r.current(user)
+		l.Unlock()
+		done(after, nil)
+	})
+	return true
+}
+
+// registerHeaders reads the Expires header (-1 when absent) and the
+// Contact headers of a REGISTER.
+func registerHeaders(req *sip.Request) (int, []sip.Header, error) {
 	hdrExpires := -1
 	if h := req.GetHeader("Expires"); h != nil {
 		v, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
 		if err != nil {
-			return nil, statusErr(400, "Bad Expires Header")
+			return 0, nil, statusErr(400, "Bad Expires Header")
 		}
 		hdrExpires = int(min(v, 1<<31-1))
 	}
-	contacts := headersNamed(req, "Contact")
-	l := r.lockUser(user)
-	defer l.Unlock()
-	cur := r.current(user)
+	return hdrExpires, headersNamed(req, "Contact"), nil
+}
+
+// registerPlan is what one REGISTER changes: the bindings to write and
+// delete, and the events that go with them.
+type registerPlan struct {
+	ch       change
+	existing map[string]store.Binding // the user's bindings before
+	evs      []pendingEvent
+	now      time.Time
+}
+
+// plan works out the change req asks of the user's current bindings cur;
+// the user's lock is held. It returns nil when there is nothing to write
+// (a query, or nothing changes).
+func (r *registrar) plan(req *sip.Request, user string, cur []store.Binding, contacts []sip.Header, hdrExpires int) (*registerPlan, error) {
+	cfg := r.s.cfg
 	if len(contacts) == 0 {
-		return cur, nil // a query (RFC 3261 §10.2.3)
+		return nil, nil // a query (RFC 3261 §10.2.3)
 	}
 
 	now := r.s.now()
@@ -387,7 +521,7 @@ func (r *registrar) register(ctx context.Context, req *sip.Request, user string)
 		return nil, statusErr(403, fmt.Sprintf("Too Many Contacts (limit %d)", cfg.MaxContacts))
 	}
 	if len(ch.put) == 0 && len(ch.del) == 0 {
-		return cur, nil
+		return nil, nil
 	}
 	var evs []pendingEvent
 	for _, b := range ch.put {
@@ -400,9 +534,13 @@ func (r *registrar) register(ctx context.Context, req *sip.Request, user string)
 			evs = append(evs, pendingEvent{EventRegistrationRemoved, registrationEvent(b)})
 		}
 	}
-	if err := r.s.applyBindings(ctx, ch.put, ch.del, evs...); err != nil {
-		return nil, fmt.Errorf("save bindings of %s: %w", user, err)
-	}
+	return &registerPlan{ch: ch, existing: existing, evs: evs, now: now}, nil
+}
+
+// applied brings the bindings in memory in line with p once the store has
+// committed it; the user's lock is held.
+func (r *registrar) applied(user string, p *registerPlan) {
+	ch, now := p.ch, p.now
 	removed := make([]store.Binding, 0, len(ch.del))
 	r.mu.Lock()
 	for _, id := range ch.del {
@@ -421,14 +559,13 @@ func (r *registrar) register(ctx context.Context, req *sip.Request, user string)
 		if ch.created[b.ID] {
 			log.Info("registered", "user", user, "contact", b.Contact, "source", b.Source,
 				"transport", b.Transport, "expires_in", int(b.Expires.Sub(now)/time.Second), "user_agent", b.UserAgent)
-		} else if log.Enabled(ctx, -4) {
+		} else if log.Enabled(context.Background(), -4) {
 			log.Debug("registration refreshed", "user", user, "contact", b.Contact, "source", b.Source)
 		}
 	}
 	for _, b := range removed {
 		log.Info("unregistered", "user", user, "contact", b.Contact, "source", b.Source)
 	}
-	return r.current(user), nil
 }
 
 // bindingFor builds the binding a Contact asks for. Its identity is the

@@ -39,7 +39,7 @@ import (
 type registerInflight struct {
 	mu sync.Mutex
 	m  map[string]struct{}
-	wg sync.WaitGroup // the workers (registerWorker), waited for by Run
+	wg sync.WaitGroup // the workers (registerWorker) and pending commits, waited for by Run
 }
 
 func (f *registerInflight) begin(key string) bool {
@@ -128,6 +128,15 @@ func (s *Server) expireAnswers(ctx context.Context) error {
 // REGISTER to; conn is the socket the answers leave from. It reports false
 // for a request it does not take (no Via branch to tell retransmissions by),
 // which then goes through sipgo as before.
+//
+// It runs on the goroutine that reads the socket, which handles what it can
+// without waiting (registerOnReader): a REGISTER without credentials gets
+// its challenge at once, and an authenticated one has its binding's write
+// queued in the store and its 200 OK sent by the store's writer goroutine
+// after the commit. No goroutine is woken for either, where a worker per
+// REGISTER cost two wake-ups (the reader handing it over, the writer
+// reporting the commit). What would wait (a user not in the user cache,
+// another REGISTER of the same user being committed) goes to a worker.
 func (s *Server) statelessRegister(ctx context.Context, conn net.PacketConn) func(req *sip.Request, addr net.Addr) bool {
 	h := s.guarded(s.handleRegister)
 	return func(req *sip.Request, addr net.Addr) bool {
@@ -148,10 +157,9 @@ func (s *Server) statelessRegister(ctx context.Context, conn net.PacketConn) fun
 		}
 		if !hasHeader(req, "Authorization") {
 			// Without credentials the answer is a challenge, computed
-			// from the request alone: answering it here, on the reader,
-			// saves handing it to another goroutine and waking a thread
-			// for it. The reader reads the next datagram once it is sent,
-			// so a retransmission finds the answer in the cache.
+			// from the request alone. The reader reads the next datagram
+			// once it is sent, so a retransmission finds the answer in
+			// the cache.
 			h(req, &statelessTx{conn: conn, addr: addr, final: func(b []byte) {
 				s.regAnswers.put(key, b, time.Now())
 			}})
@@ -160,20 +168,43 @@ func (s *Server) statelessRegister(ctx context.Context, conn net.PacketConn) fun
 		if !s.regInflight.begin(key) {
 			return true // a retransmission of a REGISTER being handled
 		}
-		job := func() {
-			defer s.regInflight.end(key)
-			h(req, &statelessTx{conn: conn, addr: addr, final: func(b []byte) {
-				s.regAnswers.put(key, b, time.Now())
-				s.regInflight.end(key)
-			}})
-		}
-		select {
-		case s.regWorkers <- job: // an idle worker takes it
-		default:
+		end := func() { s.regInflight.end(key) }
+		tx := &statelessTx{conn: conn, addr: addr, final: func(b []byte) {
+			s.regAnswers.put(key, b, time.Now())
+			end()
+		}}
+		taken := false
+		s.guarded(func(req *sip.Request, tx sip.ServerTransaction) {
+			taken = true
+			// Run waits for a REGISTER whose commit is pending as it
+			// waits for the workers.
 			s.regInflight.wg.Add(1)
-			go s.registerWorker(ctx, job)
+			if s.registerOnReader(req, tx, func() { end(); s.regInflight.wg.Done() }) {
+				return
+			}
+			s.regInflight.wg.Done()
+			s.guard.pending.Add(1) // until answered, as on the reader
+			s.toRegisterWorker(ctx, func() {
+				defer end()
+				defer s.guard.pending.Add(-1)
+				s.handleRegister(req, tx)
+			})
+		})(req, tx)
+		if !taken {
+			end() // the guard answered or dropped it
 		}
 		return true
+	}
+}
+
+// toRegisterWorker hands job to a REGISTER worker waiting for one, or else
+// starts a new worker with it.
+func (s *Server) toRegisterWorker(ctx context.Context, job func()) {
+	select {
+	case s.regWorkers <- job: // an idle worker takes it
+	default:
+		s.regInflight.wg.Add(1)
+		go s.registerWorker(ctx, job)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,5 +179,87 @@ func TestAnswerCacheGenerations(t *testing.T) {
 	c.expire(t0.Add(12 * answerGeneration))
 	if c.cur != nil || c.prev != nil {
 		t.Fatalf("an idle cache keeps %d + %d answers", len(c.cur), len(c.prev))
+	}
+}
+
+// authRegister sends a REGISTER for user (1001..1003, password pw-USER),
+// answers its challenge and returns the REGISTER with credentials, ready to
+// send (branch names both).
+func (p *udpPeer) authRegister(user, branch string, cseq int) string {
+	p.t.Helper()
+	as := func(cseq int, auth string) string {
+		msg := strings.ReplaceAll(p.register(branch+"-"+fmt.Sprint(cseq), cseq, ""), "sip:1001@", "sip:"+user+"@")
+		if auth != "" {
+			msg = strings.Replace(msg, "Content-Length:", "Authorization: "+auth+"\r\nContent-Length:", 1)
+		}
+		return msg
+	}
+	p.send(as(cseq, ""))
+	res := p.read(5 * time.Second)
+	if res == nil || res.StatusCode != 401 {
+		p.t.Fatalf("REGISTER without credentials: %v", res)
+	}
+	chal, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:" + testDomain,
+		Username: user, Password: "pw-" + user, Count: 1})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return as(cseq+1, cred.String())
+}
+
+// An authenticated UDP REGISTER that cannot be handled without waiting (its
+// user's lock is held by another change, or the user is not in the user
+// cache) is handed to a worker: it is answered once the wait is over, its
+// binding is stored, and meanwhile other users' REGISTERs are answered.
+func TestStatelessRegisterWaits(t *testing.T) {
+	e := newEnv(t)
+	p := newUDPPeer(t, e.udp)
+	other := newUDPPeer(t, e.udp)
+
+	// 1001's lock is held: no answer until it is released, while 1002 is
+	// answered.
+	msg := p.authRegister("1001", "wait-a", 1)
+	msg2 := other.authRegister("1002", "wait-o", 1)
+	l := e.srv.reg.lockUser("1001")
+	p.send(msg)
+	other.send(msg2)
+	if res := other.read(5 * time.Second); res == nil || res.StatusCode != 200 {
+		l.Unlock()
+		t.Fatalf("another user's REGISTER while 1001's lock was held: %v", res)
+	}
+	if res := p.read(300 * time.Millisecond); res != nil {
+		l.Unlock()
+		t.Fatalf("answered while the user's lock was held: %d", res.StatusCode)
+	}
+	l.Unlock()
+	res := p.read(5 * time.Second)
+	if res == nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER after the lock was released: %v", res)
+	}
+	if bs := e.srv.UserBindings("1001"); len(bs) != 1 || bs[0].CSeq != 2 {
+		t.Fatalf("bindings %+v", bs)
+	}
+
+	// The user is not cached: a worker reads it from the store.
+	msg = p.authRegister("1001", "wait-b", 3)
+	e.srv.users.invalidate("1001")
+	p.send(msg)
+	res = p.read(5 * time.Second)
+	if res == nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER of a user not cached: %v", res)
+	}
+	if _, _, err := e.srv.users.cached(context.Background(), "1001"); err != nil {
+		t.Fatalf("the worker did not cache the user: %v", err)
+	}
+	stored, err := e.st.UserBindings(context.Background(), "1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 1 || stored[0].CSeq != 4 {
+		t.Fatalf("stored bindings %+v", stored)
 	}
 }

@@ -77,10 +77,7 @@ func (c *userCache) warm(ctx context.Context) (int, error) {
 // get returns the user, ok=false when there is no such user.
 func (c *userCache) get(ctx context.Context, name string) (store.User, bool, error) {
 	now := c.now()
-	c.mu.RLock()
-	e, hit := c.m[name]
-	c.mu.RUnlock()
-	if hit && ((e.found && now.Sub(e.fetched) < c.ttl) || (!e.found && now.Sub(e.fetched) < c.neg)) {
+	if e, ok := c.fresh(name, now); ok {
 		return e.u, e.found, nil
 	}
 	u, err := c.src.User(ctx, name)
@@ -96,6 +93,24 @@ func (c *userCache) get(ctx context.Context, name string) (store.User, bool, err
 	c.m[name] = cachedUser{u: u, found: found, fetched: now}
 	c.mu.Unlock()
 	return u, found, nil
+}
+
+// cached is get without reading the store: errWouldWait when name is not
+// cached (or its entry is too old) and get would read it.
+func (c *userCache) cached(_ context.Context, name string) (store.User, bool, error) {
+	if e, ok := c.fresh(name, c.now()); ok {
+		return e.u, e.found, nil
+	}
+	return store.User{}, false, errWouldWait
+}
+
+// fresh returns name's entry if it is cached and young enough to use.
+func (c *userCache) fresh(name string, now time.Time) (cachedUser, bool) {
+	c.mu.RLock()
+	e, hit := c.m[name]
+	c.mu.RUnlock()
+	ok := hit && ((e.found && now.Sub(e.fetched) < c.ttl) || (!e.found && now.Sub(e.fetched) < c.neg))
+	return e, ok
 }
 
 func (c *userCache) invalidate(name string) {
