@@ -601,13 +601,15 @@ func (t *callTable) countUser(user string) int {
 // admitDatagram is the first check of a UDP datagram, before it is
 // parsed: banned sources, the request rate and the message size.
 func (g *guard) admitDatagram(from net.Addr, size int) bool {
-	a := udpAddr(from)
-	if !a.IsValid() || g.trusted(a) {
-		return true
-	}
+	// The size limit holds for trusted sources too: it is about what a
+	// SIP message may be, not about who sends it.
 	if g.cfg.MaxMessageSize > 0 && size > g.cfg.MaxMessageSize {
 		g.count(&g.dropped, DropSize)
 		return false
+	}
+	a := udpAddr(from)
+	if !a.IsValid() || g.trusted(a) {
+		return true
 	}
 	return !g.isBanned(a) && g.allowRate(a)
 }

@@ -288,7 +288,7 @@ func TestCallLimits(t *testing.T) {
 // TestMessageLimits answers 513 to a request with too many headers and
 // drops an oversized datagram.
 func TestMessageLimits(t *testing.T) {
-	e := newEnv(t, withLimits(Limits{MaxHeaders: 20, MaxMessageSize: 2000}))
+	e := newEnv(t, withLimits(Limits{MaxHeaders: 20, MaxMessageSize: 2000, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.7/32")}}))
 	atk := newAttacker(t, "127.0.0.6", e.udp)
 	var many []string
 	for i := range 20 {
@@ -300,6 +300,10 @@ func TestMessageLimits(t *testing.T) {
 	big := []string{"X-Pad: " + strings.Repeat("a", 2500)}
 	if res := atk.send("OPTIONS", "sip:"+testDomain, "p", "probe", big, time.Second); res != "" {
 		t.Fatalf("oversized datagram answered: %q", res)
+	}
+	// The size limit holds for a trusted source too.
+	if res := newAttacker(t, "127.0.0.7", e.udp).send("OPTIONS", "sip:"+testDomain, "p", "probe", big, time.Second); res != "" {
+		t.Fatalf("oversized datagram from a trusted source answered: %q", res)
 	}
 	if !atk.answered() {
 		t.Fatal("a normal request is not answered")
