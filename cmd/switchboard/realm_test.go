@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/config"
 )
 
 // TestDomainChangeNamesStaleUsers: after sip.domain changes, the start
@@ -34,5 +38,28 @@ func TestDomainChangeNamesStaleUsers(t *testing.T) {
 	log := s.stderr.String()
 	if !strings.Contains(log, "users whose password was set for another sip.domain") || !strings.Contains(log, "users=3001") {
 		t.Fatalf("no warning naming user 3001 after the domain changed:\n%s", log)
+	}
+}
+
+// TestLoopbackMediaWarning: SIP on every address with the relay on
+// loopback starts, with a warning that names both keys; the shipped
+// loopback-only setup starts without it.
+func TestLoopbackMediaWarning(t *testing.T) {
+	var warned, quiet bytes.Buffer
+	cfg, err := config.Parse([]byte("web: {api_tokens: [abcdefgh]}\nsip: {listen: '0.0.0.0:5060'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnLoopbackMedia(cfg, slog.New(slog.NewTextHandler(&warned, nil)))
+	if !strings.Contains(warned.String(), "media.address is a loopback address while sip.listen") {
+		t.Errorf("no warning for SIP on 0.0.0.0 with media on 127.0.0.1: %q", warned.String())
+	}
+	cfg, err = config.Parse([]byte("web: {api_tokens: [abcdefgh]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnLoopbackMedia(cfg, slog.New(slog.NewTextHandler(&quiet, nil)))
+	if quiet.Len() != 0 {
+		t.Errorf("warning for the loopback setup: %q", quiet.String())
 	}
 }

@@ -75,6 +75,7 @@ const orphanByeTimeout = 10 * time.Second
 
 func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, lc *lifecycle) error {
 	log.Info("switchboard starting", "version", version)
+	warnLoopbackMedia(cfg, log)
 	tuneGC(log)
 	st, err := store.Open(ctx, cfg.Storage.Path, log)
 	if err != nil {
@@ -194,6 +195,22 @@ func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Lo
 		return nil
 	}
 	return err
+}
+
+// warnLoopbackMedia warns when SIP takes phones from other hosts but the
+// relay, which every call's audio goes through, is on loopback: their SDP
+// would name an address they cannot reach, and calls would have no audio.
+func warnLoopbackMedia(cfg *config.Config, log *slog.Logger) {
+	listen, err := netip.ParseAddrPort(cfg.SIP.Listen)
+	if err != nil || listen.Addr().IsLoopback() {
+		return
+	}
+	media, err := netip.ParseAddr(cfg.Media.Address)
+	if err != nil || !media.IsLoopback() || cfg.Media.PublicAddress != "" {
+		return
+	}
+	log.Warn("media.address is a loopback address while sip.listen takes phones from other hosts: their audio cannot reach the relay; set media.address to this host's address (and media.public_address behind NAT)",
+		"sip_listen", cfg.SIP.Listen, "media_address", cfg.Media.Address)
 }
 
 // warnOtherRealm names the users whose passwords were set under another
