@@ -315,14 +315,19 @@ func staleChallenge(res *sip.Response) bool {
 	return false
 }
 
-// do sends req and waits at most Timeout for its final response.
+// do sends req and waits at most Timeout (or until ctx ends, if sooner)
+// for its final response.
 func (p *Provider) do(ctx context.Context, host Host, req *sip.Request) (*sip.Response, error) {
+	limit := p.cfg.Timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
+		limit = time.Until(dl).Round(100 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	res, err := host.Do(ctx, req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: no answer within %s", req.Method, p.cfg.Timeout)
+			return nil, fmt.Errorf("%s: no answer within %s", req.Method, limit)
 		}
 		return nil, fmt.Errorf("%s: %w", req.Method, err)
 	}
