@@ -621,8 +621,9 @@ func (c *call) forkRequest(b store.Binding, offerB []byte, fromName, fromTag str
 }
 
 // deviceInvite builds a new INVITE to one registered device: to its
-// Contact, sent to where its REGISTER came from (NAT) over the same
-// transport, with body as the SDP offer.
+// Contact, sent over the same transport to where its REGISTER came from
+// (NAT), or to the Contact when that connection is gone
+// (deviceDestination), with body as the SDP offer.
 func (s *Server) deviceInvite(b store.Binding, fromName string, fromURI sip.Uri, fromTag, toName string, toURI sip.Uri, body []byte) (*sip.Request, error) {
 	var ruri sip.Uri
 	if err := sip.ParseUri(b.Contact, &ruri); err != nil {
@@ -641,7 +642,7 @@ func (s *Server) deviceInvite(b store.Binding, fromName string, fromURI sip.Uri,
 	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
-	req.SetDestination(b.Source)
+	req.SetDestination(s.deviceDestination(b, ruri))
 	req.SetTransport(wireTransport(b.Transport))
 	return req, nil
 }
