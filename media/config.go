@@ -24,7 +24,8 @@ type Config struct {
 	PortMin int `yaml:"port_min"`
 	PortMax int `yaml:"port_max"`
 	// Timeout closes a session when neither leg has received a packet (RTP or
-	// RTCP) for this long. Zero disables the media timeout.
+	// RTCP) for this long, counted from [Session.StartTimeout] for a session
+	// whose timeout is held. Zero disables the media timeout.
 	Timeout time.Duration `yaml:"timeout"`
 }
 

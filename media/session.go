@@ -18,7 +18,10 @@ type Session struct {
 	callID string
 	log    *slog.Logger
 	a, b   *Leg
-	start  time.Duration // relay clock
+	// start is when the media timeout starts counting (relay clock); while
+	// held is set the timeout does not apply at all.
+	start atomic.Int64
+	held  atomic.Bool
 
 	wg       sync.WaitGroup // socket readers
 	once     sync.Once
@@ -36,9 +39,9 @@ func newSession(r *Relay, callID string, a, b *Leg) *Session {
 		log:    r.log.With("call_id", callID),
 		a:      a,
 		b:      b,
-		start:  r.now(),
 		done:   make(chan struct{}),
 	}
+	s.start.Store(int64(r.now()))
 	a.sess, a.other, a.name, a.log = s, b, "a", s.log
 	b.sess, b.other, b.name, b.log = s, a, "b", s.log
 	return s
@@ -72,6 +75,21 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // received a packet for [Config.Timeout].
 func (s *Session) TimedOut() bool { return s.timedOut.Load() }
 
+// HoldTimeout keeps the media timeout from closing the session until
+// [Session.StartTimeout]: a call that is still ringing has no media to wait
+// for, and its ring timeout bounds it instead.
+func (s *Session) HoldTimeout() { s.held.Store(true) }
+
+// StartTimeout makes the media timeout apply, counting silence from now:
+// packets before (early media, or none) do not count against the session.
+func (s *Session) StartTimeout() {
+	s.start.Store(int64(s.relay.now()))
+	s.held.Store(false)
+}
+
+// timeoutHeld reports whether [Session.HoldTimeout] is in force.
+func (s *Session) timeoutHeld() bool { return s.held.Load() }
+
 // Close stops forwarding, closes the four sockets, waits for the session's
 // goroutines and releases its ports. It is idempotent and safe for
 // concurrent use; every call returns the first call's result.
@@ -80,9 +98,9 @@ func (s *Session) Close() error {
 }
 
 // lastActivity returns the relay clock time of the latest packet accepted on
-// either leg, or the session start.
+// either leg, or the time the timeout started counting.
 func (s *Session) lastActivity() time.Duration {
-	last := s.start
+	last := time.Duration(s.start.Load())
 	for _, l := range []*Leg{s.a, s.b} {
 		if t := time.Duration(l.lastPacket.Load()); t > last {
 			last = t

@@ -41,7 +41,7 @@ func (r *Relay) expire(buf []*Session) []*Session {
 	now := r.now()
 	r.mu.Lock()
 	for s := range r.sessions {
-		if now-s.lastActivity() >= r.cfg.Timeout {
+		if !s.timeoutHeld() && now-s.lastActivity() >= r.cfg.Timeout {
 			buf = append(buf, s)
 		}
 	}

@@ -96,6 +96,35 @@ func TestCloseIsNotTimeout(t *testing.T) {
 	}
 }
 
+// TestHoldTimeout: a held session (a call still ringing) outlives the
+// timeout however silent it is; once the timeout starts it counts from
+// then, not from the session's opening.
+func TestHoldTimeout(t *testing.T) {
+	leakCheck(t)
+	r := newTestRelay(t, 2, testTimeout)
+	s := newTestSession(t, r, "call-ringing")
+	s.HoldTimeout()
+	time.Sleep(3 * testTimeout)
+	select {
+	case <-s.Done():
+		t.Fatal("held session timed out")
+	default:
+	}
+	started := time.Now()
+	s.StartTimeout()
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not time out after StartTimeout")
+	}
+	if elapsed := time.Since(started); elapsed < testTimeout {
+		t.Errorf("timed out %v after StartTimeout, before the %v timeout", elapsed, testTimeout)
+	}
+	if !s.TimedOut() {
+		t.Error("TimedOut() = false")
+	}
+}
+
 // TestTimeoutDisabled: with Timeout 0 an idle session stays open.
 func TestTimeoutDisabled(t *testing.T) {
 	leakCheck(t)

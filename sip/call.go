@@ -500,8 +500,9 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 				continue
 			default:
 			}
-			// The relay let the ports go (media timeout while ringing):
-			// bridging now would make a call without audio.
+			// The relay let the ports go (it is closing; the media
+			// timeout waits for the answer): bridging now would make a
+			// call without audio.
 			failStatus, failReason = 503, "media timeout"
 		}
 	}
@@ -833,6 +834,11 @@ func (c *call) bridge(b *sipgo.DialogClientSession, bl BrowserLeg) {
 		c.rec.Status = 200
 	}
 	c.mu.Unlock()
+	if !over {
+		// Silence counts from the answer: ringing is bounded by the ring
+		// timeout.
+		c.media.StartTimeout()
+	}
 	if over {
 		// The callee hung up at once, or shutdown.
 		c.rejectEnded()

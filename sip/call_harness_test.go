@@ -41,6 +41,7 @@ func (a relayAdapter) Open(callID string) (MediaSession, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.HoldTimeout()
 	return sessionAdapter{s: s, addr: a.r.AdvertisedAddr()}, nil
 }
 
@@ -60,6 +61,7 @@ func (a sessionAdapter) Addr() netip.Addr      { return a.addr }
 func (a sessionAdapter) Port(l Leg) int        { return a.leg(l).Port() }
 func (a sessionAdapter) Done() <-chan struct{} { return a.s.Done() }
 func (a sessionAdapter) TimedOut() bool        { return a.s.TimedOut() }
+func (a sessionAdapter) StartTimeout()         { a.s.StartTimeout() }
 func (a sessionAdapter) Close() error          { return a.s.Close() }
 
 func (a sessionAdapter) SetRemote(l Leg, rtp, rtcp netip.AddrPort) {

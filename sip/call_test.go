@@ -656,6 +656,41 @@ func TestCallMediaTimeout(t *testing.T) {
 	e.waitIdle(t)
 }
 
+// TestCallMediaTimeoutWaitsForAnswer: silence while the callee rings is
+// not a media timeout (the ring timeout bounds ringing), and a call
+// answered after ringing longer than the media timeout has audio.
+func TestCallMediaTimeoutWaitsForAnswer(t *testing.T) {
+	const mediaTimeout = 300 * time.Millisecond
+	t.Run("never answered", func(t *testing.T) {
+		e := newCallEnv(t, mediaTimeout, func(c *Config) { c.RingTimeout = 2 * time.Second })
+		a, b := callPair(e, "UDP", "UDP")
+		b.setPlan(planRing)
+		oc := a.call("1002", callOpts{})
+		if oc.status != 480 {
+			t.Fatalf("status %d (responses %v), want 480 at the ring timeout", oc.status, oc.codes)
+		}
+		rec := e.lastRecord(t, "1001")
+		if rec.Reason != "no answer" || rec.Result != "no_answer" {
+			t.Errorf("record %+v", rec)
+		}
+		e.waitIdle(t)
+	})
+	t.Run("answered late", func(t *testing.T) {
+		e := newCallEnv(t, mediaTimeout)
+		a, b := callPair(e, "UDP", "UDP")
+		b.setPlan(answerPlan{ring: true, code: 200, delay: 4 * mediaTimeout})
+		oc := answeredCall(t, a, b)
+		audio(t, e, a, b, 5, 1)
+		audio(t, e, b, a, 5, 1)
+		oc.hangup()
+		b.expect(sip.BYE, 2*time.Second)
+		if rec := e.lastRecord(t, "1001"); rec.Reason == "media timeout" {
+			t.Errorf("record %+v", rec)
+		}
+		e.waitIdle(t)
+	})
+}
+
 func TestCallShutdown(t *testing.T) {
 	e := newCallEnv(t, 0)
 	a, b := callPair(e, "UDP", "TCP")

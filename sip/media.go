@@ -25,7 +25,9 @@ func (l Leg) String() string {
 }
 
 // Relay is the media plane as calls use it: every call's audio is anchored
-// in a relay session.
+// in a relay session. A session's media timeout does not run until
+// StartTimeout: a call that rings is bounded by the ring timeout, and only
+// an answered call is expected to carry media.
 type Relay interface {
 	Open(callID string) (MediaSession, error)
 }
@@ -45,6 +47,9 @@ type MediaSession interface {
 	Done() <-chan struct{}
 	// TimedOut reports whether media stopped both ways for the timeout.
 	TimedOut() bool
+	// StartTimeout makes the media timeout apply from now on (the call
+	// was answered).
+	StartTimeout()
 	// Close releases the ports; it is idempotent.
 	Close() error
 }

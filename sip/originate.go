@@ -292,6 +292,7 @@ func (o *origCall) run(bindings []store.Binding, displayName string) {
 	o.mu.Lock()
 	o.a, o.state = a, "calling"
 	o.mu.Unlock()
+	o.media.StartTimeout() // From answered: its leg carries media now
 	o.track(a)
 	b, err := o.callCallee(sdpA, displayName)
 	if err != nil {

@@ -23,6 +23,8 @@ func (a relayAdapter) Open(callID string) (sip.MediaSession, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The media timeout waits for the answer (sip.Relay).
+	s.HoldTimeout()
 	sa := &sessionAdapter{s: s, addr: a.r.AdvertisedAddr()}
 	if a.w == nil {
 		return sa, nil
@@ -49,6 +51,7 @@ func (a *sessionAdapter) Addr() netip.Addr      { return a.addr }
 func (a *sessionAdapter) Port(l sip.Leg) int    { return a.leg(l).Port() }
 func (a *sessionAdapter) Done() <-chan struct{} { return a.s.Done() }
 func (a *sessionAdapter) TimedOut() bool        { return a.s.TimedOut() }
+func (a *sessionAdapter) StartTimeout()         { a.s.StartTimeout() }
 
 func (a *sessionAdapter) Close() error {
 	a.mu.Lock()
