@@ -238,7 +238,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.handleInDialog(req, tx)
 		return
 	}
-	if s.refuseWhileDraining(req, tx) || !s.admitAnyCall(req, tx) {
+	if s.refuseWhileDraining(req, tx) || !s.admitAnyCall(req, tx) || s.refuseTooManyHops(req, tx) {
 		return
 	}
 	if s.inboundTrunkCall(req, tx) {
@@ -613,12 +613,16 @@ func (c *call) respondA(res *sip.Response) {
 	}
 }
 
-// forkRequest builds the INVITE to one device, sent to where its REGISTER
-// came from (NAT) over the same transport.
+// forkRequest builds the INVITE to one device (see deviceInvite), with the
+// caller's Max-Forwards less one.
 func (c *call) forkRequest(b store.Binding, offerB []byte, fromName, fromTag string, target store.User) (*sip.Request, error) {
 	from := sip.Uri{Scheme: "sip", User: c.rec.Caller, Host: c.s.cfg.Domain}
 	to := sip.Uri{Scheme: "sip", User: c.rec.Callee, Host: c.s.cfg.Domain}
-	return c.s.deviceInvite(b, fromName, from, fromTag, target.DisplayName, to, offerB)
+	req, err := c.s.deviceInvite(b, fromName, from, fromTag, target.DisplayName, to, offerB)
+	if err == nil {
+		forwardMaxForwards(c.a.InviteRequest, req)
+	}
+	return req, err
 }
 
 // deviceInvite builds a new INVITE to one registered device: to its

@@ -774,6 +774,7 @@ type callOpts struct {
 	pass     string          // password, default the phone's
 	onStatus func(code int)  // called on each response
 	ctx      context.Context // cancelling it sends CANCEL
+	hdrs     []sip.Header    // extra headers of the INVITE
 }
 
 // call places a call to callee and waits for the final response; a 2xx is
@@ -821,6 +822,9 @@ func (p *testPhone) place(callee string, o callOpts) (*outCall, error) {
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: callee, Host: testDomain}, Params: sip.NewParams()})
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.AppendHeader(sip.NewHeader("User-Agent", "test-phone/"+p.user))
+	for _, h := range o.hdrs {
+		req.AppendHeader(h)
+	}
 	req.SetBody(p.offer("sendrecv"))
 	req.SetDestination(p.server)
 	req.SetTransport(p.transport)

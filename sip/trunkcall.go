@@ -582,6 +582,7 @@ func (c *call) trunkRequest(r trunk.Route, offerB []byte, fromName string) *sip.
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	forwardMaxForwards(c.a.InviteRequest, req)
 	req.SetBody(offerB)
 	req.SetDestination(r.Destination)
 	req.SetTransport(strings.ToUpper(r.Transport))
