@@ -264,7 +264,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	callee := req.Recipient.User
 	if callee == "" {
-		s.respond(tx, req, 404, "Not Found")
+		s.refuseNotFound(ctx, req, tx, u, callee)
 		return
 	}
 	target, exists, err := s.users.get(ctx, callee)
@@ -276,7 +276,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if s.outboundTrunkCall(ctx, req, tx, u, callee) {
 			return
 		}
-		s.respond(tx, req, 404, "Not Found")
+		s.refuseNotFound(ctx, req, tx, u, callee)
 		return
 	}
 	if !s.admitCallee(req, tx, callee, false) {
@@ -292,23 +292,9 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	bindings := s.reg.snapshot(callee)
-	id, now := s.newCallID(req)
-	c := &call{
-		events: callEvents{invited: s.now()},
-		s:      s,
-		id:     id,
-		ended:  make(chan struct{}),
-		aKey:   requestDialogKey(req),
-		// The caller is a browser: its media ends in a bridge.
-		browserA: browserA,
-		rec: store.CallRecord{
-			Caller: u.Name, Callee: callee,
-			CallerURI: req.From().Address.String(), CalleeURI: req.Recipient.String(),
-			Direction: "internal", StartedAt: now,
-		},
-	}
-	c.rec.ID = c.id
-	c.log = s.log.With("call_id", c.id, "caller", u.Name, "callee", callee)
+	c := s.newInternalCall(req, u, callee)
+	// The caller is a browser: its media ends in a bridge.
+	c.browserA = browserA
 
 	if len(bindings) == 0 {
 		c.log.Info("call failed: callee not registered")

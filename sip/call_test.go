@@ -128,7 +128,8 @@ func TestCallFailures(t *testing.T) {
 		calleeCancelled bool // and then a CANCEL
 		result          string
 	}{
-		{name: "unknown user", callee: "9999", want: 404},
+		{name: "unknown user", callee: "9999", want: 404, result: "not_found"},
+		{name: "unknown user, wrong password", callee: "9999", opts: func(o *callOpts) { o.pass = "wrong" }, want: 407},
 		{name: "not registered", callee: "1003", want: 480, result: "unavailable"},
 		{name: "busy", callee: "1002", plan: planBusy, want: 486, calleeRings: true, result: "busy"},
 		{name: "callee rejects with 487", callee: "1002", plan: answerPlan{code: 487}, want: 487, calleeRings: true, result: "cancelled"},
@@ -179,6 +180,17 @@ func TestCallFailures(t *testing.T) {
 				rec := e.lastRecord(t, "1001")
 				if rec.Result != tt.result || rec.Status != tt.want || !rec.AnsweredAt.IsZero() {
 					t.Errorf("record %+v, want result %q status %d", rec, tt.result, tt.want)
+				}
+				if got := e.events.calls(); len(got) == 0 || got[len(got)-1] != "call.ended" {
+					t.Errorf("events %v, want them to end with call.ended", got)
+				}
+			} else {
+				// Refused before the caller proved who it is: no trace.
+				if recs, err := e.st.Calls(context.Background(), store.CallFilter{Limit: 10}); err != nil || len(recs) != 0 {
+					t.Errorf("records %+v (%v), want none", recs, err)
+				}
+				if got := e.events.calls(); len(got) != 0 {
+					t.Errorf("events %v, want none", got)
 				}
 			}
 			e.waitIdle(t)
