@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,6 +448,9 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 	var winnerBridge BrowserLeg
 	var failStatus int
 	failBy, failReason := "system", ""
+	// deviceCodes are the final responses devices sent themselves (busy,
+	// decline, …): a call that ends on one was ended by the callee.
+	var deviceCodes []int
 	for pending > 0 && winner == nil && failStatus == 0 {
 		select {
 		case res := <-prov:
@@ -460,10 +464,12 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 			var de *sipgo.ErrDialogResponse
 			if errors.As(r.err, &de) {
 				codes = append(codes, de.Res.StatusCode)
+				deviceCodes = append(deviceCodes, de.Res.StatusCode)
 				if de.Res.StatusCode >= 600 {
 					// A global failure (busy everywhere, decline): the
 					// other devices stop ringing (RFC 3261 §16.7).
 					failStatus, failReason = pickFailure([]int{de.Res.StatusCode})
+					failBy = "callee"
 				}
 			} else {
 				c.log.Debug("device unreachable", "error", r.err)
@@ -498,6 +504,9 @@ func (c *call) connect(bindings []store.Binding, offerB []byte, fromName string,
 	if winner == nil {
 		if failStatus == 0 {
 			failStatus, failReason = pickFailure(codes)
+			if slices.Contains(deviceCodes, failStatus) {
+				failBy = "callee"
+			}
 		}
 		c.failSetup(failStatus, failBy, failReason)
 		return

@@ -127,14 +127,17 @@ func TestCallFailures(t *testing.T) {
 		calleeRings     bool // the callee receives the INVITE
 		calleeCancelled bool // and then a CANCEL
 		result          string
+		by              string // who the record says ended the call
 	}{
-		{name: "unknown user", callee: "9999", want: 404, result: "not_found"},
+		{name: "unknown user", callee: "9999", want: 404, result: "not_found", by: "system"},
 		{name: "unknown user, wrong password", callee: "9999", opts: func(o *callOpts) { o.pass = "wrong" }, want: 407},
-		{name: "not registered", callee: "1003", want: 480, result: "unavailable"},
-		{name: "busy", callee: "1002", plan: planBusy, want: 486, calleeRings: true, result: "busy"},
-		{name: "callee rejects with 487", callee: "1002", plan: answerPlan{code: 487}, want: 487, calleeRings: true, result: "cancelled"},
-		{name: "no answer", callee: "1002", plan: planRing, want: 480, calleeRings: true, calleeCancelled: true, result: "no_answer"},
-		{name: "caller cancels", callee: "1002", plan: planRing, cancelOnRinging: true, want: 487, calleeRings: true, calleeCancelled: true, result: "cancelled"},
+		{name: "not registered", callee: "1003", want: 480, result: "unavailable", by: "system"},
+		{name: "busy", callee: "1002", plan: planBusy, want: 486, calleeRings: true, result: "busy", by: "callee"},
+		{name: "busy everywhere", callee: "1002", plan: answerPlan{ring: true, code: 600}, want: 600, calleeRings: true, result: "busy", by: "callee"},
+		{name: "declined", callee: "1002", plan: answerPlan{ring: true, code: 603}, want: 603, calleeRings: true, result: "declined", by: "callee"},
+		{name: "callee rejects with 487", callee: "1002", plan: answerPlan{code: 487}, want: 487, calleeRings: true, result: "cancelled", by: "callee"},
+		{name: "no answer", callee: "1002", plan: planRing, want: 480, calleeRings: true, calleeCancelled: true, result: "no_answer", by: "system"},
+		{name: "caller cancels", callee: "1002", plan: planRing, cancelOnRinging: true, want: 487, calleeRings: true, calleeCancelled: true, result: "cancelled", by: "caller"},
 		{name: "wrong password", callee: "1002", opts: func(o *callOpts) { o.pass = "wrong" }, want: 407},
 		{name: "from spoofing", callee: "1002", opts: func(o *callOpts) { o.fromUser = "1002" }, want: 403},
 	}
@@ -178,8 +181,8 @@ func TestCallFailures(t *testing.T) {
 			}
 			if tt.result != "" {
 				rec := e.lastRecord(t, "1001")
-				if rec.Result != tt.result || rec.Status != tt.want || !rec.AnsweredAt.IsZero() {
-					t.Errorf("record %+v, want result %q status %d", rec, tt.result, tt.want)
+				if rec.Result != tt.result || rec.Status != tt.want || !rec.AnsweredAt.IsZero() || rec.HangupBy != tt.by {
+					t.Errorf("record %+v, want result %q status %d hangup_by %q", rec, tt.result, tt.want, tt.by)
 				}
 				if got := e.events.calls(); len(got) == 0 || got[len(got)-1] != "call.ended" {
 					t.Errorf("events %v, want them to end with call.ended", got)
@@ -272,8 +275,8 @@ func TestCallForkingDeclined(t *testing.T) {
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("%d after %s", tc.code, took)
 			}
-			if rec := e.lastRecord(t, "1001"); rec.Result != tc.result || rec.Status != tc.code {
-				t.Errorf("record %+v, want %s %d", rec, tc.result, tc.code)
+			if rec := e.lastRecord(t, "1001"); rec.Result != tc.result || rec.Status != tc.code || rec.HangupBy != "callee" {
+				t.Errorf("record %+v, want %s %d, hung up by the callee", rec, tc.result, tc.code)
 			}
 			e.waitIdle(t)
 		})
