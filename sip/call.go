@@ -60,8 +60,14 @@ type call struct {
 	// dialogsSaved says they are stored.
 	dialogMu     sync.Mutex
 	dialogsSaved bool
-	busy         bool   // an offer/answer exchange is in progress (glare → 491)
-	sdpVer       uint64 // our o= session version, increased per offer
+	// ringing is what ends the call's transactions while it rings
+	// (orphans_ringing.go): the forks sent so far; ringSaved says they
+	// are stored, answerSaved that the answered call's dialogs replaced
+	// them.
+	ringForks              []dialogEnd
+	ringSaved, answerSaved bool
+	busy                   bool   // an offer/answer exchange is in progress (glare → 491)
+	sdpVer                 uint64 // our o= session version, increased per offer
 	// acks hands the ACK for the 2xx to a passed re-INVITE to the
 	// goroutine that retransmits that 2xx.
 	acks map[ackKey]chan *sip.Request
@@ -531,6 +537,7 @@ func (c *call) fork(ctx context.Context, req *sip.Request, plain func() (*sip.Re
 	invite := func(req *sip.Request) (*sipgo.DialogClientSession, error) {
 		d, err := c.s.dua.WriteInvite(ctx, req)
 		if err == nil {
+			c.noteFork(d.InviteRequest)
 			err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 				if res.StatusCode > 100 && res.StatusCode < 200 {
 					select {
@@ -576,6 +583,11 @@ type ringState struct {
 // as early media (its SDP pointed at the relay), otherwise one 180. The
 // call.ringing event goes out once, with the first relayed response.
 func (c *call) provisional(res *sip.Response, rs *ringState) {
+	if !rs.notified {
+		// Stored before the caller hears it ring: from then on a crash
+		// ends the ringing (orphans_ringing.go).
+		c.saveRinging()
+	}
 	relayed := false
 	// Early media (ringback, announcements) comes from phones and
 	// providers; a browser that rings sends none.

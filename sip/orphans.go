@@ -27,6 +27,12 @@ type dialogEnd struct {
 	Dest      string   `json:"dest"` // host:port the far side is reached at
 	Transport string   `json:"transport"`
 	CSeq      uint32   `json:"cseq"`
+	// Kind is empty for a dialog to end with BYE; for a call that was
+	// still ringing, endReject (the caller's INVITE, to answer with 500)
+	// or endCancel (a device's INVITE, to CANCEL). Invite is then that
+	// INVITE as it was sent or received.
+	Kind   string `json:"kind,omitempty"`
+	Invite string `json:"invite,omitempty"`
 }
 
 // byeCSeqStep puts a BYE sent after a restart above any CSeq the dialog
@@ -111,6 +117,7 @@ func (c *call) saveDialogs() {
 	if over {
 		return
 	}
+	c.answerSaved = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := ds.SetCallDialogs(ctx, c.id, string(data)); err != nil {
@@ -154,6 +161,16 @@ func (s *Server) EndOrphanDialogs(ctx context.Context, dialogs map[string]string
 			continue
 		}
 		for _, d := range ends {
+			if d.Kind != "" {
+				wg.Go(func() {
+					if s.endRinging(d) {
+						mu.Lock()
+						ended++
+						mu.Unlock()
+					}
+				})
+				continue
+			}
 			wg.Go(func() {
 				req, err := d.bye()
 				if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +20,12 @@ func TestCallDialogsStoredWhileUp(t *testing.T) {
 	a, b := callPair(e, "UDP", "TCP")
 	oc := answeredCall(t, a, b)
 	ctx := context.Background()
-	// Stored once the caller's ACK came, just after its 200.
+	// Stored once the caller's ACK came, just after its 200, in place of
+	// what was stored while it rang.
 	var stored map[string]string
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if stored, err = e.st.TakeCallDialogs(ctx); err != nil || len(stored) > 0 {
+		if stored, err = e.st.TakeCallDialogs(ctx); err != nil || len(stored) > 0 && !strings.Contains(fmt.Sprint(stored), `"kind"`) {
 			break
 		}
 	}
@@ -89,5 +91,65 @@ func TestCallDialogsStoredWhileUp(t *testing.T) {
 	}
 	if left != 0 {
 		t.Fatalf("the ended call's dialogs are still stored")
+	}
+}
+
+// TestRingingCallStored: once a call rings, its caller's INVITE and the
+// device's are stored; what a restarted server sends from them answers the
+// caller with 500 (its INVITE transaction ends) and CANCELs the device
+// (matched to the INVITE it rings for). The answer replaces them.
+func TestRingingCallStored(t *testing.T) {
+	e := newCallEnv(t, 0)
+	a, b := callPair(e, "UDP", "UDP")
+	b.setPlan(planRing)
+	ctx := context.Background()
+	done := make(chan *outCall, 1)
+	go func() {
+		oc, err := a.place(b.user, callOpts{})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- oc
+	}()
+	inv := b.expect(sip.INVITE, 5*time.Second)
+	var stored map[string]string
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if stored, err = e.st.TakeCallDialogs(ctx); err != nil || len(stored) > 0 {
+			break
+		}
+	}
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("stored while ringing: %v, %v", stored, err)
+	}
+	var ends []dialogEnd
+	for _, d := range stored {
+		if err := json.Unmarshal([]byte(d), &ends); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kinds := map[string]dialogEnd{}
+	for _, d := range ends {
+		kinds[d.Kind] = d
+	}
+	if len(ends) != 2 || kinds[endCancel].CallID != inv.CallID().Value() || kinds[endReject].Invite == "" {
+		t.Fatalf("stored %+v", ends)
+	}
+	// The restarted server's messages (sent here by the same server, which
+	// the phones cannot tell apart).
+	if n := e.srv.EndOrphanDialogs(ctx, stored, 5*time.Second); n != 2 {
+		t.Errorf("ended %d of 2", n)
+	}
+	cancel := b.expect(sip.CANCEL, 5*time.Second)
+	if got, want := cancel.Via().Params, inv.Via().Params; got.String() != want.String() {
+		t.Errorf("CANCEL Via %s, INVITE Via %s", cancel.Via(), inv.Via())
+	}
+	select {
+	case oc := <-done:
+		if oc == nil || oc.status != 500 || oc.final == nil || !strings.Contains(oc.final.String(), "server restarted") {
+			t.Errorf("caller's final response %+v", oc)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller got no final response")
 	}
 }

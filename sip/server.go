@@ -115,6 +115,7 @@ type Server struct {
 	readyMu sync.Mutex
 	ready   chan struct{}
 	addrs   map[string]string // network → bound address
+	udpConn net.PacketConn    // the UDP socket, once ready
 }
 
 // NewServer builds the signalling plane and loads stored bindings. It opens
@@ -246,6 +247,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.readyMu.Lock()
 	s.addrs["udp"] = udp.LocalAddr().String()
 	s.addrs["tcp"] = tcp.Addr().String()
+	s.udpConn = udp
 	if tlsLn != nil {
 		s.addrs["tls"] = tlsLn.Addr().String()
 		s.log.Info("sip listening", "tls", tlsLn.Addr().String())

@@ -463,3 +463,36 @@ func TestKill9KeepsRegistrationsAndRecords(t *testing.T) {
 		t.Errorf("duration %s, want %s (answer to end)", rec.Duration, want)
 	}
 }
+
+// TestKill9WhileRinging kills the server while a call rings: the restarted
+// server answers the caller's INVITE with 500 and CANCELs the ringing
+// phone, so neither rings on for good.
+func TestKill9WhileRinging(t *testing.T) {
+	dir := t.TempDir()
+	sipPort, webPort := freePort(t), freePort(t)
+	cfg := writeChildConfig(t, dir, sipPort, webPort, bothUsers, "")
+	c := startChild(t, dir, cfg, sipPort, webPort)
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", sipPort)
+	alice := newPhone(t, sipAddr, "1001", "alice-1001", "")
+	bob := newPhone(t, sipAddr, "1002", "bob-1002", "")
+	if code := bob.register(300); code != 200 {
+		t.Fatalf("REGISTER: %d", code)
+	}
+	oc := alice.invite("1002")
+	inv := bob.readRequest("INVITE")
+	bob.respond(inv, 180, "")
+	alice.read("180 Ringing", func(m *sipMsg) bool { return m.status == 180 && m.get("call-id") == oc.callID })
+	c.signal(syscall.SIGKILL)
+	if code := c.wait(10 * time.Second); code == 0 {
+		t.Fatal("SIGKILL exited 0")
+	}
+	startChild(t, dir, cfg, sipPort, webPort)
+	res := alice.readFinal(oc.callID, oc.cseq)
+	if res.status != 500 || !strings.Contains(res.get("reason"), "server restarted") {
+		t.Errorf("caller's INVITE answered %d (Reason %q), want 500 server restarted", res.status, res.get("reason"))
+	}
+	cancel := bob.readRequest("CANCEL")
+	if cancel.get("call-id") != inv.get("call-id") || cancel.get("via") != inv.get("via") {
+		t.Errorf("CANCEL for call %s via %q; the ringing INVITE was %s via %q", cancel.get("call-id"), cancel.get("via"), inv.get("call-id"), inv.get("via"))
+	}
+}
