@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -11,7 +12,10 @@ import (
 
 // WebhookStatus is the delivery state of one webhook.
 type WebhookStatus struct {
-	URL        string `json:"url" doc:"The receiver; a password in the URL is shown as xxxxx."`
+	URL string `json:"url" doc:"The receiver; a password in the URL is shown as xxxxx."`
+	// Label is what logs and /metrics (served without a token) call the
+	// webhook: they must not show its URL, which may hold a secret.
+	Label      string `json:"label" doc:"The webhook's name in logs, delivery errors and /metrics: the URL's scheme and host and a fingerprint of the whole URL, which show no secret held in its path, query or password." example:"https://hooks.example.com#3fa2c1d0"`
 	Configured bool   `json:"configured" doc:"The webhook is in the current configuration; false for one removed whose deliveries are still kept."`
 	Pending    int    `json:"pending" doc:"Events not delivered yet: the queue depth."`
 	Delivered  int    `json:"delivered" doc:"Events delivered (still kept; older ones are pruned)."`
@@ -84,15 +88,21 @@ func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	now := c.s.now()
-	for _, w := range ws {
-		ch <- prometheus.MustNewConstMetric(descWebhookPending, prometheus.GaugeValue, float64(w.Pending), w.URL)
-		ch <- prometheus.MustNewConstMetric(descWebhookDelivered, prometheus.GaugeValue, float64(w.Delivered), w.URL)
-		ch <- prometheus.MustNewConstMetric(descWebhookExpired, prometheus.GaugeValue, float64(w.Expired), w.URL)
-		ch <- prometheus.MustNewConstMetric(descWebhookAttempts, prometheus.GaugeValue, float64(w.Attempts), w.URL)
+	for i, w := range ws {
+		// Never the URL: /metrics is served without a token, and a
+		// webhook URL may hold a secret in its path or query.
+		label := w.Label
+		if label == "" {
+			label = "webhook[" + strconv.Itoa(i) + "]"
+		}
+		ch <- prometheus.MustNewConstMetric(descWebhookPending, prometheus.GaugeValue, float64(w.Pending), label)
+		ch <- prometheus.MustNewConstMetric(descWebhookDelivered, prometheus.GaugeValue, float64(w.Delivered), label)
+		ch <- prometheus.MustNewConstMetric(descWebhookExpired, prometheus.GaugeValue, float64(w.Expired), label)
+		ch <- prometheus.MustNewConstMetric(descWebhookAttempts, prometheus.GaugeValue, float64(w.Attempts), label)
 		age := 0.0
 		if !w.OldestPendingAt.IsZero() {
 			age = max(0, now.Sub(w.OldestPendingAt).Seconds())
 		}
-		ch <- prometheus.MustNewConstMetric(descWebhookOldest, prometheus.GaugeValue, age, w.URL)
+		ch <- prometheus.MustNewConstMetric(descWebhookOldest, prometheus.GaugeValue, age, label)
 	}
 }

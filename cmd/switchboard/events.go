@@ -192,14 +192,14 @@ func (p *eventPlane) WebhookStatus(ctx context.Context) ([]web.WebhookStatus, er
 	seen := map[string]bool{}
 	for _, s := range stats {
 		seen[s.Webhook] = true
-		out = append(out, web.WebhookStatus{URL: redactURL(s.Webhook), Configured: configured[s.Webhook],
+		out = append(out, web.WebhookStatus{URL: redactURL(s.Webhook), Label: webhook.Label(s.Webhook), Configured: configured[s.Webhook],
 			Pending: s.Pending, Delivered: s.Delivered, Expired: s.Expired, OldestPendingAt: s.OldestPending,
 			Attempts: s.HeadAttempts, NextAttemptAt: s.NextAttemptAt, LastError: s.LastError, LastDeliveredAt: s.LastDeliveredAt})
 	}
 	if urls := p.configured.Load(); urls != nil {
 		for _, u := range *urls {
 			if !seen[u] {
-				out = append(out, web.WebhookStatus{URL: redactURL(u), Configured: true})
+				out = append(out, web.WebhookStatus{URL: redactURL(u), Label: webhook.Label(u), Configured: true})
 			}
 		}
 	}

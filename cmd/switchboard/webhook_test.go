@@ -295,7 +295,7 @@ func TestWebhooksSignedInOrderAcrossOutage(t *testing.T) {
 		t.Fatalf("webhook state while the receiver is down: %+v", h)
 	}
 	_, m := e.raw("GET", "/metrics", "", nil)
-	if want := fmt.Sprintf("switchboard_webhook_pending{webhook=%q} 8\n", r.url()); !strings.Contains(string(m), want) {
+	if want := fmt.Sprintf("switchboard_webhook_pending{webhook=%q} 8\n", webhook.Label(r.url())); !strings.Contains(string(m), want) {
 		t.Fatalf("metrics lack %q", want)
 	}
 	time.Sleep(time.Second) // a few more failed attempts

@@ -206,7 +206,7 @@ func (s *Store) SetWebhooks(targets []WebhookTarget) error {
 			return fmt.Errorf("set webhooks: %w: empty key", ErrInvalid)
 		}
 		if seen[wt.Key] {
-			return fmt.Errorf("set webhooks: %w: key %q appears twice", ErrInvalid, wt.Key)
+			return fmt.Errorf("set webhooks: %w: a key appears twice", ErrInvalid)
 		}
 		seen[wt.Key] = true
 		t := target{key: wt.Key}
@@ -409,7 +409,7 @@ func (s *Store) NextAttemptAt(ctx context.Context, key string) (next time.Time, 
 		return time.Time{}, false, nil
 	}
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("store: next attempt of %q: %w", key, err)
+		return time.Time{}, false, fmt.Errorf("store: next attempt: %w", err)
 	}
 	if ms == 0 {
 		return time.Time{}, true, nil
@@ -437,7 +437,9 @@ func (s *Store) mark(ctx context.Context, op string, p *sql.Stmt, key string, se
 		return rejectIfNone(res, err, ErrNotFound)
 	})
 	if err != nil {
-		return fmt.Errorf("%s: delivery of event %d to %q: %w", op, seq, key, err)
+		// Not the key: a webhook's URL may hold its secret, and this
+		// error is logged.
+		return fmt.Errorf("%s: delivery of event %d: %w", op, seq, err)
 	}
 	return nil
 }

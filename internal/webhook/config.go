@@ -90,15 +90,17 @@ func (c Config) Validate() error {
 
 func validateTargets(ts []Target) error {
 	var errs []error
-	seen := make(map[string]bool, len(ts))
+	first := make(map[string]int, len(ts)) // URL → index of its first use
 	for i, t := range ts {
 		u, err := url.Parse(t.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("webhook: webhooks[%d]: url must be an http:// or https:// URL", i))
-		} else if seen[t.URL] {
-			errs = append(errs, fmt.Errorf("webhook: webhooks[%d]: url %s appears twice", i, u.Redacted()))
+		} else if j, ok := first[t.URL]; ok {
+			// The URL itself is not shown: it may hold a secret.
+			errs = append(errs, fmt.Errorf("webhook: webhooks[%d]: url %s is the same as webhooks[%d]'s", i, Label(t.URL), j))
+		} else {
+			first[t.URL] = i
 		}
-		seen[t.URL] = true
 		if t.Secret == "" {
 			errs = append(errs, fmt.Errorf("webhook: webhooks[%d]: empty secret", i))
 		} else if _, err := signingKey(t.Secret); err != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -214,13 +213,4 @@ func (d *Deliverer) backoff(attempts int) time.Duration {
 	}
 	b = min(b, d.cfg.MaxBackoff)
 	return time.Duration(float64(b) * (0.8 + 0.4*rand.Float64()))
-}
-
-// redact returns raw for logs, without a password.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	return u.Redacted()
 }

@@ -39,7 +39,7 @@ func (d *Deliverer) newWorker(t Target) *worker {
 	w := &worker{
 		d:    d,
 		key:  t.URL,
-		log:  d.log.With("webhook", redact(t.URL)),
+		log:  d.log.With("webhook", Label(t.URL)),
 		poke: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
@@ -169,7 +169,7 @@ func (w *worker) send(ctx context.Context, ev store.Event) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return fmt.Errorf("build request: %w", hideURL(err, Label(t.URL)))
 	}
 	// The signature's timestamp is the attempt's, not the event's:
 	// receivers reject old timestamps to defeat replays (the body carries
@@ -182,7 +182,7 @@ func (w *worker) send(ctx context.Context, ev store.Event) error {
 	req.Header.Set(HeaderSignature, Sign(t.Secret, ev.ID, ts, body))
 	resp, err := w.d.client.Do(req)
 	if err != nil {
-		return err
+		return hideURL(err, Label(t.URL))
 	}
 	defer resp.Body.Close()
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
