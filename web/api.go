@@ -22,9 +22,11 @@ records, trunks and server status.
 ` + "`switchboard ctl`" + `) no token is needed: the socket's file permissions (0600)
 are the access control.
 
-**Errors** are RFC 9457 problem details (` + "`application/problem+json`" + `): 401 without
-a valid token, 404 for an unknown id, 409 when a user exists, 422 when a
-field is invalid (` + "`errors[].location`" + ` names it).
+**Errors** are RFC 9457 problem details (` + "`application/problem+json`" + `): 400 for a
+body that is not JSON, 401 without a valid token, 404 for an unknown id or
+path, 405 for a method the path does not have (` + "`Allow`" + ` lists those it has),
+409 when a user exists, 415 for a body whose Content-Type is not JSON, 422
+when a field or query parameter is invalid (` + "`errors[].location`" + ` names it).
 
 **Lists** are paginated by cursor: ` + "`?limit=`" + ` (default 100, at most 1000) and
 ` + "`?cursor=`" + ` with the ` + "`next_cursor`" + ` of the previous page; the last page has no

@@ -1,17 +1,31 @@
 package web
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"slices"
 )
 
-// Cursors are opaque to clients: the key of the last item of a page,
-// base64url-encoded so that keys with '|' or '/' need no escaping.
+// Cursors are opaque to clients: the key of the last item of a page and a
+// short checksum of it, base64url-encoded so that keys with '|' or '/' need
+// no escaping. The checksum tells a cursor this server issued from any
+// other string, which would otherwise decode to some key and quietly give
+// a wrong page.
+
+// cursorSum is the length of a cursor's checksum.
+const cursorSum = 4
+
+func cursorChecksum(key []byte) []byte {
+	sum := sha256.Sum256(key)
+	return sum[:cursorSum]
+}
 
 func encodeCursor(key string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(key))
+	b := append([]byte(key), cursorChecksum([]byte(key))...)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 var errCursor = errors.New("cursor is not one this server issued")
@@ -21,10 +35,14 @@ func decodeCursor(c string) (string, error) {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) == 0 {
+	if err != nil || len(b) <= cursorSum {
 		return "", errCursor
 	}
-	return string(b), nil
+	key, sum := b[:len(b)-cursorSum], b[len(b)-cursorSum:]
+	if !bytes.Equal(sum, cursorChecksum(key)) {
+		return "", errCursor
+	}
+	return string(key), nil
 }
 
 // pageOf returns the page of items that follows the item keyed after

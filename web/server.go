@@ -133,6 +133,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Protection != nil {
 		s.registerProtection(s.api, deps.Protection)
 	}
+	documentBodyErrors(s.api.OpenAPI())
 	s.mountAdmin()
 	s.mountAPIDocs()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -162,13 +163,13 @@ func (s *Server) Handler() http.Handler {
 			s.unauthorized(w)
 			return
 		}
-		s.mux.ServeHTTP(w, r)
+		s.serveMux(w, r)
 	})
 }
 
 // ControlHandler serves the same API without tokens: what the control
 // socket serves, where file permissions are the access control.
-func (s *Server) ControlHandler() http.Handler { return s.mux }
+func (s *Server) ControlHandler() http.Handler { return http.HandlerFunc(s.serveMux) }
 
 // RequireToken wraps h so that it answers 401 without a valid bearer
 // token, for handlers mounted outside /api/.
