@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -21,41 +22,42 @@ const (
 
 // RegistrationEvent is the data of the registration.* events.
 type RegistrationEvent struct {
-	ID        string    `json:"id"`
-	User      string    `json:"user"`
-	Contact   string    `json:"contact"`
-	Source    string    `json:"source"`
-	Transport string    `json:"transport"`
-	UserAgent string    `json:"user_agent"`
-	ExpiresAt time.Time `json:"expires_at"`
+	ID        string          `json:"id"`
+	User      string          `json:"user"`
+	Contact   string          `json:"contact"`
+	Source    string          `json:"source"`
+	Transport string          `json:"transport"`
+	UserAgent string          `json:"user_agent"`
+	ExpiresAt jsontime.Millis `json:"expires_at"`
 }
 
 func registrationEvent(b store.Binding) RegistrationEvent {
 	return RegistrationEvent{ID: b.ID, User: b.User, Contact: b.Contact, Source: b.Source,
-		Transport: b.Transport, UserAgent: b.UserAgent, ExpiresAt: b.Expires.UTC()}
+		Transport: b.Transport, UserAgent: b.UserAgent, ExpiresAt: jsontime.Millis(b.Expires)}
 }
 
 // CallEvent is the data of the call.* events: the call record as it stands
 // when the event happens. The fields that describe the end are set only in
-// call.ended.
+// call.ended. Its times are to the millisecond, as the record is stored
+// and /api/v1/records shows it, with three fractional digits (jsontime).
 type CallEvent struct {
-	ID         string         `json:"id"`
-	Caller     string         `json:"caller"`
-	Callee     string         `json:"callee"`
-	CallerURI  string         `json:"caller_uri"`
-	CalleeURI  string         `json:"callee_uri"`
-	Direction  string         `json:"direction"`
-	Trunk      string         `json:"trunk,omitempty"` // outbound and inbound calls
-	DID        string         `json:"did,omitempty"`   // inbound calls: the number dialled
-	StartedAt  time.Time      `json:"started_at"`
-	AnsweredAt time.Time      `json:"answered_at,omitzero"`
-	EndedAt    time.Time      `json:"ended_at,omitzero"`
-	DurationMS int64          `json:"duration_ms"`
-	Result     string         `json:"result,omitempty"`
-	Status     int            `json:"status,omitempty"`
-	HangupBy   string         `json:"hangup_by,omitempty"`
-	Reason     string         `json:"reason,omitempty"`
-	Legs       []CallEventLeg `json:"legs,omitempty"`
+	ID         string          `json:"id"`
+	Caller     string          `json:"caller"`
+	Callee     string          `json:"callee"`
+	CallerURI  string          `json:"caller_uri"`
+	CalleeURI  string          `json:"callee_uri"`
+	Direction  string          `json:"direction"`
+	Trunk      string          `json:"trunk,omitempty"` // outbound and inbound calls
+	DID        string          `json:"did,omitempty"`   // inbound calls: the number dialled
+	StartedAt  jsontime.Millis `json:"started_at"`
+	AnsweredAt jsontime.Millis `json:"answered_at,omitzero"`
+	EndedAt    jsontime.Millis `json:"ended_at,omitzero"`
+	DurationMS int64           `json:"duration_ms"`
+	Result     string          `json:"result,omitempty"`
+	Status     int             `json:"status,omitempty"`
+	HangupBy   string          `json:"hangup_by,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Legs       []CallEventLeg  `json:"legs,omitempty"`
 }
 
 // CallEventLeg is the media summary of one leg in call.ended.
@@ -74,7 +76,7 @@ func NewCallEvent(r store.CallRecord) CallEvent { return callEvent(r) }
 
 func callEvent(r store.CallRecord) CallEvent {
 	ev := CallEvent{ID: r.ID, Caller: r.Caller, Callee: r.Callee, CallerURI: r.CallerURI, CalleeURI: r.CalleeURI,
-		Direction: r.Direction, Trunk: r.Trunk, DID: r.DID, StartedAt: r.StartedAt.UTC(), AnsweredAt: r.AnsweredAt.UTC(), EndedAt: r.EndedAt.UTC(),
+		Direction: r.Direction, Trunk: r.Trunk, DID: r.DID, StartedAt: jsontime.Millis(r.StartedAt), AnsweredAt: jsontime.Millis(r.AnsweredAt), EndedAt: jsontime.Millis(r.EndedAt),
 		DurationMS: r.Duration.Milliseconds(), Result: r.Result, Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason}
 	for _, l := range r.Legs {
 		ev.Legs = append(ev.Legs, CallEventLeg{Name: l.Name, PacketsIn: l.PacketsIn, PacketsOut: l.PacketsOut,

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/switchboard/switchboard/internal/jsontime"
 )
 
 // Event is one event of the application, as the event stream sends it.
@@ -50,8 +52,18 @@ type EventLog interface {
 // body a webhook receives.
 type EventMessage struct {
 	Type      string          `json:"type" doc:"Event type, such as call.ended."`
-	Timestamp time.Time       `json:"timestamp" doc:"When the event happened (RFC 3339)."`
+	Timestamp time.Time       `json:"timestamp" doc:"When the event happened: RFC 3339 in UTC with exactly three fractional digits (milliseconds)." example:"2026-11-25T23:07:41.600Z"`
 	Data      json.RawMessage `json:"data" doc:"The event's object: the registration or call."`
+}
+
+// MarshalJSON writes the timestamp with exactly three fractional digits
+// (jsontime), as webhook bodies have it.
+func (m EventMessage) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type      string          `json:"type"`
+		Timestamp jsontime.Millis `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}{m.Type, jsontime.Millis(m.Timestamp), m.Data})
 }
 
 const eventsPath = "/api/v1/events"

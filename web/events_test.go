@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -193,4 +194,22 @@ func TestEventStreamEndsWhenServerStops(t *testing.T) {
 		t.Fatalf("stopping took %s: the stream held it up", d)
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestEventMessageTimestampHasMilliseconds: the stream's bodies are the
+// webhook bodies, their timestamp always with three fractional digits.
+func TestEventMessageTimestampHasMilliseconds(t *testing.T) {
+	for at, want := range map[time.Time]string{
+		time.Date(2026, 11, 26, 7, 19, 24, 130_000_000, time.UTC):                  "2026-11-26T07:19:24.130Z",
+		time.Date(2026, 11, 26, 7, 19, 24, 0, time.UTC):                            "2026-11-26T07:19:24.000Z",
+		time.Date(2026, 11, 26, 8, 19, 24, 1_999_999, time.FixedZone("CET", 3600)): "2026-11-26T07:19:24.001Z",
+	} {
+		rec := httptest.NewRecorder()
+		if err := writeEvent(rec, Event{Seq: 7, ID: "evt_x", Type: "call.started", Time: at, Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if w := "id: 7\nevent: call.started\ndata: {\"type\":\"call.started\",\"timestamp\":\"" + want + "\",\"data\":{}}\n\n"; rec.Body.String() != w {
+			t.Errorf("message %q\nwant %q", rec.Body.String(), w)
+		}
+	}
 }

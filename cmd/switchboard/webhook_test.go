@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -160,6 +161,53 @@ func (r *hookReceiver) waitEvents(t *testing.T, timeout time.Duration, want ...s
 	}
 }
 
+// millisRFC3339 is the form of every time in an event: RFC 3339 in UTC to
+// the millisecond, always with three fractional digits.
+var millisRFC3339 = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+// checkEventTimes checks the times in the data of registration and call
+// events: each in the millisecond form, and a call's the same instants as
+// its record in /api/v1/records.
+func checkEventTimes(t *testing.T, e *apiEnv, evs []hookEvent) {
+	t.Helper()
+	for _, ev := range evs {
+		var data map[string]any
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			t.Fatalf("%s data %s: %v", ev.Type, ev.Data, err)
+		}
+		keys := []string{"expires_at"}
+		if strings.HasPrefix(ev.Type, "call.") {
+			keys = []string{"started_at", "answered_at", "ended_at"}
+		}
+		for _, k := range keys {
+			v, ok := data[k].(string)
+			if !ok {
+				continue // answered_at and ended_at come with the call's progress
+			}
+			if !millisRFC3339.MatchString(v) {
+				t.Errorf("%s data %s %q: want RFC 3339 UTC with three fractional digits", ev.Type, k, v)
+			}
+		}
+		if !strings.HasPrefix(ev.Type, "call.") {
+			continue
+		}
+		var rec web.Record
+		e.api("GET", "/api/v1/records/"+url.PathEscape(fmt.Sprint(data["id"])), nil, 200, &rec)
+		for k, want := range map[string]time.Time{"started_at": rec.StartedAt, "answered_at": rec.AnsweredAt, "ended_at": rec.EndedAt} {
+			v, ok := data[k].(string)
+			if !ok {
+				if k == "started_at" || ev.Type == "call.ended" && !want.IsZero() {
+					t.Errorf("%s has no %s", ev.Type, k)
+				}
+				continue
+			}
+			if got, err := time.Parse(time.RFC3339, v); err != nil || !got.Equal(want) {
+				t.Errorf("%s %s %s, but the record has %s", ev.Type, k, v, want.Format(time.RFC3339Nano))
+			}
+		}
+	}
+}
+
 func hookConfig(r *hookReceiver) string {
 	return fmt.Sprintf("webhooks:\n  - {url: %q, secret: %q}\n", r.url(), hookSecret)
 }
@@ -253,13 +301,14 @@ func TestWebhooksSignedInOrderAcrossOutage(t *testing.T) {
 		t.Fatalf("call.ended data %s (%v)", evs[4].Data, err)
 	}
 	for _, ev := range evs {
-		if _, err := time.Parse(time.RFC3339, ev.Timestamp); err != nil {
-			t.Errorf("%s timestamp %q is not RFC 3339", ev.Type, ev.Timestamp)
+		if !millisRFC3339.MatchString(ev.Timestamp) {
+			t.Errorf("%s timestamp %q: want RFC 3339 UTC with three fractional digits", ev.Type, ev.Timestamp)
 		}
 		if !strings.HasPrefix(ev.ID, "evt_") {
 			t.Errorf("webhook-id %q", ev.ID)
 		}
 	}
+	checkEventTimes(t, e, evs)
 
 	// The receiver goes away. Calls go on as fast as ever, events queue up.
 	r.stop()

@@ -32,7 +32,7 @@ func TestDeliversInOrderSigned(t *testing.T) {
 	first := rc.got[0]
 	rc.mu.Unlock()
 	// The body is the Standard Webhooks payload of the event.
-	want := fmt.Sprintf(`{"type":"call.started","timestamp":%q,"data":{"n":0}}`, evs[0].Time.Format(time.RFC3339Nano))
+	want := fmt.Sprintf(`{"type":"call.started","timestamp":%q,"data":{"n":0}}`, evs[0].Time.UTC().Format("2006-01-02T15:04:05.000Z"))
 	if string(first.Body) != want {
 		t.Errorf("body = %s\nwant %s", first.Body, want)
 	}

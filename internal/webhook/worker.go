@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -20,8 +21,18 @@ import (
 // payload shape.
 type Payload struct {
 	Type      string          `json:"type"`      // the event type, such as "call.ended"
-	Timestamp time.Time       `json:"timestamp"` // when the event happened (RFC 3339)
+	Timestamp time.Time       `json:"timestamp"` // when the event happened (RFC 3339, to the millisecond)
 	Data      json.RawMessage `json:"data"`      // the event's data
+}
+
+// MarshalJSON writes the timestamp with exactly three fractional digits
+// (jsontime), so receivers can parse it with one fixed layout.
+func (p Payload) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type      string          `json:"type"`
+		Timestamp jsontime.Millis `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}{p.Type, jsontime.Millis(p.Timestamp), p.Data})
 }
 
 // worker delivers the queue of one webhook, in order.
