@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/config"
 )
@@ -18,8 +19,15 @@ import (
 func TestDomainChangeNamesStaleUsers(t *testing.T) {
 	s := startServer(t, map[string]string{"1001": "alice-1001"}, "")
 	sock := filepath.Join(s.dir, "sb.sock")
-	if code, out, errs := ctlRun(t, "", "--socket", sock, "users", "add", "--password", "pw-for-3001", "3001"); code != 0 {
-		t.Fatalf("users add: %d %s %s", code, out, errs)
+	// The control socket may come up a moment after SIP answers.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, out, errs := ctlRun(t, "", "--socket", sock, "users", "add", "--password", "pw-for-3001", "3001")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("users add: %d %s %s", code, out, errs)
+		}
 	}
 	s.stop(t)
 	if strings.Contains(s.stderr.String(), "another sip.domain") {
