@@ -24,7 +24,7 @@ func TestGenRun(t *testing.T) {
 	tests := map[string]genConfig{
 		"relay epoll readers":     {Readers: readersEpoll, Duration: time.Second},
 		"relay goroutine readers": {Readers: readersGoroutine, Duration: 400 * time.Millisecond},
-		"direct":                  {Direct: true, Duration: 200 * time.Millisecond},
+		"direct":                  {Direct: true, Duration: time.Second},
 	}
 	for name, cfg := range tests {
 		t.Run(name, func(t *testing.T) {
