@@ -22,15 +22,33 @@ type badRequestConn struct {
 	// register, when set, takes a parsed REGISTER (answered without a
 	// sipgo transaction, see stateless.go) and reports whether it did.
 	register func(req *sip.Request, addr net.Addr) bool
+	raw      *udpSocket // reads and writes the socket where it can (udpsocket_linux.go)
 }
 
 func newBadRequestConn(c net.PacketConn, log *slog.Logger) *badRequestConn {
-	return &badRequestConn{PacketConn: c, parser: sip.NewParser(), log: log}
+	return &badRequestConn{PacketConn: c, parser: sip.NewParser(), log: log, raw: newUDPSocket(c)}
+}
+
+// WriteTo sends p to addr through raw system calls where it can.
+func (c *badRequestConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.raw != nil {
+		if n, err, ok := c.raw.WriteTo(p, addr); ok {
+			return n, err
+		}
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+func (c *badRequestConn) readFrom(p []byte) (int, net.Addr, error) {
+	if c.raw != nil {
+		return c.raw.ReadFrom(p)
+	}
+	return c.PacketConn.ReadFrom(p)
 }
 
 func (c *badRequestConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
+		n, addr, err := c.readFrom(p)
 		if err != nil || n == 0 {
 			return n, addr, err
 		}
@@ -50,7 +68,7 @@ func (c *badRequestConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			if c.log.Enabled(context.Background(), slog.LevelDebug) {
 				c.log.Debug("malformed request", "source", addr.String(), "error", perr)
 			}
-			_, _ = c.PacketConn.WriteTo(res, addr)
+			_, _ = c.WriteTo(res, addr)
 		} else if c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("dropped unparseable datagram", "source", addr.String(), "bytes", n)
 		}

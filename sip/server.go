@@ -261,7 +261,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(5)
 	bc := newBadRequestConn(udp, s.log)
 	bc.guard = s.guard
-	bc.register = s.statelessRegister(ctx, udp)
+	bc.register = s.statelessRegister(ctx, bc)
 	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(bc) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(s.framed(guardListener{tcp, s.guard})) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
