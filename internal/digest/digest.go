@@ -95,11 +95,7 @@ func Parse(header string) (Credentials, error) {
 	if !ok || !strings.EqualFold(scheme, "Digest") {
 		return c, ErrMalformed
 	}
-	params, err := parseParams(rest)
-	if err != nil {
-		return c, err
-	}
-	for k, v := range params {
+	err := parseParams(rest, func(k, v string) {
 		switch k {
 		case "username":
 			c.Username = v
@@ -122,6 +118,9 @@ func Parse(header string) (Credentials, error) {
 		case "nc":
 			c.NC = v
 		}
+	})
+	if err != nil {
+		return Credentials{}, err
 	}
 	if c.Username == "" || c.Nonce == "" || c.Response == "" || c.URI == "" {
 		return c, ErrMalformed
@@ -135,24 +134,29 @@ func Parse(header string) (Credentials, error) {
 	return c, nil
 }
 
-// parseParams splits `a=b, c="d, e"` into a map, honouring quoted strings
-// with backslash escapes (RFC 7230 §3.2.6). Keys are lowercased.
-func parseParams(s string) (map[string]string, error) {
-	m := make(map[string]string, 10)
+// parseParams splits `a=b, c="d, e"` into keys and values and hands each
+// pair to param, honouring quoted strings with backslash escapes (RFC 7230
+// §3.2.6). Keys are lowercased; a key given twice makes the whole list
+// malformed. A quoted value without escapes is a substring of s: parsing
+// allocates nothing for a usual header (it runs for every authenticated
+// request).
+func parseParams(s string, param func(key, val string)) error {
+	var seenBuf [16]string
+	seen := seenBuf[:0]
 	i := 0
 	for {
 		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == ',') {
 			i++
 		}
 		if i >= len(s) {
-			return m, nil
+			return nil
 		}
 		start := i
 		for i < len(s) && s[i] != '=' && s[i] != ',' {
 			i++
 		}
 		if i >= len(s) || s[i] != '=' {
-			return nil, ErrMalformed
+			return ErrMalformed
 		}
 		key := strings.ToLower(strings.TrimSpace(s[start:i]))
 		i++
@@ -162,27 +166,33 @@ func parseParams(s string) (map[string]string, error) {
 		var val string
 		if i < len(s) && s[i] == '"' {
 			i++
-			var b strings.Builder
-			closed := false
-			for i < len(s) {
-				ch := s[i]
-				if ch == '\\' && i+1 < len(s) {
-					b.WriteByte(s[i+1])
-					i += 2
-					continue
-				}
-				if ch == '"' {
-					closed = true
+			end := strings.IndexAny(s[i:], `"\`)
+			if end >= 0 && s[i+end] == '"' {
+				val = s[i : i+end] // no escapes
+				i += end + 1
+			} else {
+				var b strings.Builder
+				closed := false
+				for i < len(s) {
+					ch := s[i]
+					if ch == '\\' && i+1 < len(s) {
+						b.WriteByte(s[i+1])
+						i += 2
+						continue
+					}
+					if ch == '"' {
+						closed = true
+						i++
+						break
+					}
+					b.WriteByte(ch)
 					i++
-					break
 				}
-				b.WriteByte(ch)
-				i++
+				if !closed {
+					return ErrMalformed
+				}
+				val = b.String()
 			}
-			if !closed {
-				return nil, ErrMalformed
-			}
-			val = b.String()
 		} else {
 			start := i
 			for i < len(s) && s[i] != ',' {
@@ -191,12 +201,15 @@ func parseParams(s string) (map[string]string, error) {
 			val = strings.TrimSpace(s[start:i])
 		}
 		if key == "" {
-			return nil, ErrMalformed
+			return ErrMalformed
 		}
-		if _, dup := m[key]; dup {
-			return nil, ErrMalformed
+		for _, k := range seen {
+			if k == key {
+				return ErrMalformed
+			}
 		}
-		m[key] = val
+		seen = append(seen, key)
+		param(key, val)
 	}
 }
 

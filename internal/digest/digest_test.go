@@ -176,3 +176,16 @@ func BenchmarkVerifySHA256(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParse is the Authorization header of a phone's REGISTER.
+func BenchmarkParse(b *testing.B) {
+	h := `Digest username="1001", realm="switchboard.local", nonce="AZ3k1bV0eXo5k2qH0Zl8nW4c1xg2m7Lr9u6YtA", ` +
+		`uri="sip:switchboard.local", response="6629fae49393a05397450978507c4ef1", algorithm=MD5, ` +
+		`cnonce="0a4f113b", qop=auth, nc=00000001`
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
