@@ -189,3 +189,15 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNonces is a challenge's nonce and its check when the answer
+// comes back.
+func BenchmarkNonces(b *testing.B) {
+	n := NewNonces(time.Minute, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if n.Check(n.Issue()) != NonceValid {
+			b.Fatal("fresh nonce not valid")
+		}
+	}
+}

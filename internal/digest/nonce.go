@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"hash"
+	"sync"
 	"time"
 )
 
@@ -16,6 +18,7 @@ type Nonces struct {
 	key      [32]byte
 	lifetime time.Duration
 	now      func() time.Time
+	macs     sync.Pool // of keyed HMAC-SHA256 states, reused after Reset
 }
 
 // NonceState is the result of checking a nonce.
@@ -53,9 +56,15 @@ func (n *Nonces) Issue() string {
 }
 
 func (n *Nonces) sign(msg, out []byte) {
-	m := hmac.New(sha256.New, n.key[:])
+	m, _ := n.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, n.key[:])
+	}
+	m.Reset()
 	m.Write(msg)
-	copy(out, m.Sum(nil))
+	var sum [sha256.Size]byte
+	copy(out, m.Sum(sum[:0]))
+	n.macs.Put(m)
 }
 
 // Check reports whether nonce is ours and still fresh.
