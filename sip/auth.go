@@ -139,8 +139,10 @@ func (s *Server) algorithmsFor(req *sip.Request) []string {
 	if len(algs) < 2 || !s.offers(digest.MD5) || !s.legacyAgent(req) {
 		return algs
 	}
-	return []string{digest.MD5}
+	return md5Only
 }
+
+var md5Only = []string{digest.MD5}
 
 func (s *Server) legacyAgent(req *sip.Request) bool {
 	h := req.GetHeader("User-Agent")

@@ -149,8 +149,9 @@ func (s *Server) statelessRegister(ctx context.Context, conn net.PacketConn) fun
 			return false
 		}
 		req.SetTransport("UDP")
-		req.SetSource(addr.String())
-		key := addr.String() + " " + branch
+		source := addr.String()
+		req.SetSource(source)
+		key := source + " " + branch
 		if b := s.regAnswers.get(key, time.Now()); b != nil {
 			_, _ = conn.WriteTo(b, addr) // a retransmission: the same answer
 			return true

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -49,40 +50,98 @@ func newUDPSocket(c net.PacketConn) *udpSocket {
 	return nil
 }
 
+// udpOp is one read or write: its state and the functions RawConn runs,
+// bound to it once, so that a datagram costs no allocation for them.
+type udpOp struct {
+	p     []byte
+	rsa   syscall.RawSockaddrAny // a read's source
+	sa4   syscall.RawSockaddrInet4
+	sa6   syscall.RawSockaddrInet6
+	v6    bool // a write goes to sa6, else sa4
+	n     int
+	errno syscall.Errno
+
+	read, write func(fd uintptr) bool
+}
+
+var udpOps = sync.Pool{New: func() any {
+	o := new(udpOp)
+	o.read, o.write = o.doRead, o.doWrite
+	return o
+}}
+
+func getUDPOp(p []byte) *udpOp {
+	o := udpOps.Get().(*udpOp)
+	o.p, o.n, o.errno = p, 0, 0
+	return o
+}
+
+func (o *udpOp) release() {
+	o.p = nil
+	udpOps.Put(o)
+}
+
+// doRead is called by RawConn.Read until it returns true; false waits
+// until the socket is readable.
+func (o *udpOp) doRead(fd uintptr) bool {
+	for {
+		l := uint32(syscall.SizeofSockaddrAny)
+		r1, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(len(o.p)), 0,
+			uintptr(unsafe.Pointer(&o.rsa)), uintptr(unsafe.Pointer(&l)))
+		switch e {
+		case 0:
+			o.n = int(r1)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		o.errno = e
+		return true
+	}
+}
+
+// doWrite is doRead's counterpart for RawConn.Write.
+func (o *udpOp) doWrite(fd uintptr) bool {
+	sa, sl := unsafe.Pointer(&o.sa4), unsafe.Sizeof(o.sa4)
+	if o.v6 {
+		sa, sl = unsafe.Pointer(&o.sa6), unsafe.Sizeof(o.sa6)
+	}
+	var zero byte
+	buf := unsafe.Pointer(&zero)
+	if len(o.p) > 0 {
+		buf = unsafe.Pointer(&o.p[0])
+	}
+	for {
+		r1, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(buf), uintptr(len(o.p)), 0, uintptr(sa), sl)
+		switch e {
+		case 0:
+			o.n = int(r1)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		o.errno = e
+		return true
+	}
+}
+
 func (r *udpSocket) ReadFrom(p []byte) (int, net.Addr, error) {
 	if len(p) == 0 {
 		return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: syscall.EINVAL}
 	}
-	var (
-		rsa   syscall.RawSockaddrAny
-		n     int
-		errno syscall.Errno
-	)
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			l := uint32(syscall.SizeofSockaddrAny)
-			r1, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0,
-				uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)))
-			switch e {
-			case 0:
-				n = int(r1)
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until readable
-			}
-			errno = e
-			return true
-		}
-	})
-	if err != nil {
+	o := getUDPOp(p)
+	defer o.release()
+	if err := r.rc.Read(o.read); err != nil {
 		return 0, nil, err
 	}
-	if errno != 0 {
-		return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", errno)}
+	if o.errno != 0 {
+		return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", o.errno)}
 	}
-	return n, rawToUDPAddr(&rsa), nil
+	return o.n, rawToUDPAddr(&o.rsa), nil
 }
 
 func rawToUDPAddr(rsa *syscall.RawSockaddrAny) *net.UDPAddr {
@@ -115,57 +174,28 @@ func (r *udpSocket) WriteTo(p []byte, addr net.Addr) (n int, err error, ok bool)
 	if !isUDP {
 		return 0, nil, false
 	}
-	var (
-		sa4 syscall.RawSockaddrInet4
-		sa6 syscall.RawSockaddrInet6
-		ptr unsafe.Pointer
-		sl  uintptr
-	)
+	o := getUDPOp(p)
+	defer o.release()
 	ip4 := ua.IP.To4()
 	switch {
 	case !r.inet6 && ip4 != nil:
-		sa4.Family = syscall.AF_INET
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], uint16(ua.Port))
-		copy(sa4.Addr[:], ip4)
-		ptr, sl = unsafe.Pointer(&sa4), unsafe.Sizeof(sa4)
-	case r.inet6 && len(ua.IP) == net.IPv6len || r.inet6 && ip4 != nil:
-		if ua.Zone != "" {
-			return 0, nil, false
-		}
-		sa6.Family = syscall.AF_INET6
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa6.Port))[:], uint16(ua.Port))
-		copy(sa6.Addr[:], ua.IP.To16())
-		ptr, sl = unsafe.Pointer(&sa6), unsafe.Sizeof(sa6)
+		o.v6 = false
+		o.sa4 = syscall.RawSockaddrInet4{Family: syscall.AF_INET}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&o.sa4.Port))[:], uint16(ua.Port))
+		copy(o.sa4.Addr[:], ip4)
+	case r.inet6 && (len(ua.IP) == net.IPv6len || ip4 != nil) && ua.Zone == "":
+		o.v6 = true
+		o.sa6 = syscall.RawSockaddrInet6{Family: syscall.AF_INET6}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&o.sa6.Port))[:], uint16(ua.Port))
+		copy(o.sa6.Addr[:], ua.IP.To16())
 	default:
 		return 0, nil, false
 	}
-	var errno syscall.Errno
-	var zero byte
-	buf := unsafe.Pointer(&zero)
-	if len(p) > 0 {
-		buf = unsafe.Pointer(&p[0])
+	if err := r.rc.Write(o.write); err != nil {
+		return 0, err, true
 	}
-	werr := r.rc.Write(func(fd uintptr) bool {
-		for {
-			r1, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(buf), uintptr(len(p)), 0, uintptr(ptr), sl)
-			switch e {
-			case 0:
-				n = int(r1)
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until writable
-			}
-			errno = e
-			return true
-		}
-	})
-	if werr != nil {
-		return 0, werr, true
+	if o.errno != 0 {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: os.NewSyscallError("sendto", o.errno)}, true
 	}
-	if errno != 0 {
-		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: os.NewSyscallError("sendto", errno)}, true
-	}
-	return n, nil, true
+	return o.n, nil, true
 }
