@@ -25,9 +25,12 @@ type registrar struct {
 	s *Server
 
 	// userLocks serialise changes to one user's bindings, across the store
-	// commit, so that the store and memory never disagree.
+	// commit, so that the store and memory never disagree. Users share
+	// them by hash; with 4096, two REGISTERs in flight rarely share one (a
+	// UDP REGISTER that finds its lock taken goes to a worker,
+	// stateless.go).
 	seed      maphash.Seed
-	userLocks [256]sync.Mutex
+	userLocks [4096]sync.Mutex
 
 	// byUser holds each user's bindings: a short slice (at most
 	// MaxContacts), which costs far less memory per registration than a
