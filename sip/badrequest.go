@@ -56,6 +56,15 @@ func (c *badRequestConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if len(bytes.TrimSpace(bytes.Trim(data, "\x00"))) == 0 {
 			continue // keep-alive
 		}
+		if n == len(p) {
+			// The datagram filled the read buffer (sipgo's, 32768 bytes):
+			// it was most likely longer and cut to fit, and a cut message
+			// must not be parsed as if whole. It is dropped as too large.
+			if c.guard != nil {
+				c.guard.count(&c.guard.dropped, DropSize)
+			}
+			continue
+		}
 		if c.guard != nil && !c.guard.admitDatagram(addr, n) {
 			continue
 		}

@@ -307,6 +307,15 @@ func TestMessageLimits(t *testing.T) {
 	if res := newAttacker(t, "127.0.0.7", e.udp).send("OPTIONS", "sip:"+testDomain, "p", "probe", huge, time.Second); res != "" {
 		t.Fatalf("oversized datagram from a trusted source answered: %q", res)
 	}
+	// With the default limit, which is the read buffer's size, too: such
+	// a datagram arrives cut to the buffer, and is not taken as whole.
+	e2 := newEnv(t, withLimits(Limits{MaxHeaders: 100, MaxMessageSize: 32768, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.7/32")}}))
+	for _, pad := range []int{33000, 40000, 60000} {
+		big := []string{"X-Pad: " + strings.Repeat("a", pad)}
+		if res := newAttacker(t, "127.0.0.7", e2.udp).send("OPTIONS", "sip:"+testDomain, "p", "probe", big, time.Second); res != "" {
+			t.Fatalf("%d-byte datagram from a trusted source answered: %q", pad, res)
+		}
+	}
 	if !atk.answered() {
 		t.Fatal("a normal request is not answered")
 	}
