@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -119,16 +120,38 @@ func (s *Server) endRinging(d dialogEnd) bool {
 		res.SetTransport(d.Transport)
 		out = res
 	case endCancel:
+		// Over TCP or TLS the INVITE went on the device's connection,
+		// which died with the previous run: the CANCEL goes to its
+		// Contact, the INVITE's request URI (as deviceDestination does).
+		if isStream(d.Transport) {
+			d.Dest = uriHostPort(inv.Recipient, d.Transport)
+		}
 		out = cancelFor(inv, d)
 	default:
 		return false
 	}
 	// A response over UDP leaves from our SIP socket, where the caller
-	// sent its INVITE; sipgo's transport layer sends responses only on
-	// connections it knows, and knows none of the previous run's.
+	// sent its INVITE; over TCP on a new connection to its Via address.
+	// sipgo's transport layer sends responses only on connections it
+	// knows, and knows none of the previous run's.
 	write := s.ua.TransportLayer().WriteMsg
-	if res, ok := out.(*sip.Response); ok && !isStream(d.Transport) {
-		write = func(sip.Message) error { return s.writeUDP(res.String(), d.Dest) }
+	if res, ok := out.(*sip.Response); ok {
+		switch strings.ToUpper(d.Transport) {
+		case "UDP":
+			write = func(sip.Message) error { return s.writeUDP(res.String(), d.Dest) }
+		case "TCP":
+			// The Via address (RFC 3261 §18.2.2); a phone that put an
+			// ephemeral port there listens at its Contact instead.
+			write = func(sip.Message) error {
+				err := writeTCP(res.String(), d.Dest)
+				if ct := inv.Contact(); err != nil && ct != nil {
+					if dest := uriHostPort(ct.Address, d.Transport); dest != d.Dest {
+						err = writeTCP(res.String(), dest)
+					}
+				}
+				return err
+			}
+		}
 	}
 	if err := write(out); err != nil {
 		s.log.Info("ringing call left by the previous run not ended", "call_id", d.CallID, "to", d.Dest, "error", err)
@@ -158,6 +181,37 @@ func (s *Server) writeUDP(msg, dest string) error {
 	return err
 }
 
+// writeTCP sends msg on a new TCP connection to dest, then closes it once
+// the peer has (or a second has passed), so that it reads msg first.
+func writeTCP(msg, dest string) error {
+	c, err := net.DialTimeout("tcp", dest, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, c)
+	return nil
+}
+
+// uriHostPort is the host:port of u, with the transport's default port.
+func uriHostPort(u sip.Uri, transport string) string {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if strings.EqualFold(transport, "TLS") || u.Scheme == "sips" {
+			port = 5061
+		}
+	}
+	return net.JoinHostPort(strings.Trim(u.Host, "[]"), strconv.Itoa(port))
+}
+
 // cancelFor builds the CANCEL of inv (RFC 3261 §9.1): its request URI,
 // top Via (so the device matches it to the INVITE), Route, From, To,
 // Call-ID and CSeq number.
@@ -174,6 +228,7 @@ func cancelFor(inv *sip.Request, d dialogEnd) *sip.Request {
 	req.AppendHeader(sip.HeaderClone(inv.CallID()))
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
 	req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=500;text="server restarted"`))
+	req.SetBody(nil) // Content-Length: 0, which a stream needs
 	req.SetDestination(d.Dest)
 	req.SetTransport(d.Transport)
 	return req

@@ -99,8 +99,18 @@ func TestCallDialogsStoredWhileUp(t *testing.T) {
 // caller with 500 (its INVITE transaction ends) and CANCELs the device
 // (matched to the INVITE it rings for). The answer replaces them.
 func TestRingingCallStored(t *testing.T) {
+	for _, tp := range []string{"UDP", "TCP"} {
+		t.Run(tp, func(t *testing.T) { testRingingCallStored(t, tp) })
+	}
+}
+
+// testRingingCallStored is TestRingingCallStored with both phones on
+// transport: over TCP the restarted server has none of the previous run's
+// connections, and reaches the caller at its Via address and the device at
+// its Contact.
+func testRingingCallStored(t *testing.T, transport string) {
 	e := newCallEnv(t, 0)
-	a, b := callPair(e, "UDP", "UDP")
+	a, b := callPair(e, transport, transport)
 	b.setPlan(planRing)
 	ctx := context.Background()
 	done := make(chan *outCall, 1)
