@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/cputime"
 	"github.com/switchboard/switchboard/internal/digest"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -124,9 +125,9 @@ func BenchmarkRegister(b *testing.B) {
 	users := []string{"1001", "1002", "1003"}
 	b.ReportAllocs()
 	b.SetParallelism(4)
-	cpu := processCPU()
+	cpu := cputime.Process()
 	defer func() {
-		b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	}()
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(next.Add(1))

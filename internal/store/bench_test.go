@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/cputime"
 )
 
 // benchBindings makes a store with 1000 users and returns 10,000 bindings
@@ -38,7 +40,7 @@ type benchStart struct {
 
 func startBench(b *testing.B, s *Store) benchStart {
 	b.ResetTimer()
-	return benchStart{stats: s.WriteStats(), cpu: processCPU()}
+	return benchStart{stats: s.WriteStats(), cpu: cputime.Process()}
 }
 
 // report adds throughput, CPU time per operation (of the whole process, all
@@ -47,7 +49,7 @@ func startBench(b *testing.B, s *Store) benchStart {
 func (st benchStart) report(b *testing.B, s *Store) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
-	if cpu := processCPU() - st.cpu; cpu > 0 {
+	if cpu := cputime.Process() - st.cpu; cpu > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 	after := s.WriteStats()
