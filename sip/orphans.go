@@ -102,29 +102,35 @@ func (c *call) saveDialogs() {
 			ends = append(ends, d)
 		}
 	}
-	if len(ends) == 0 {
-		return
-	}
-	data, err := json.Marshal(ends)
-	if err != nil {
-		return
-	}
 	c.dialogMu.Lock()
 	defer c.dialogMu.Unlock()
+	c.answerSaved = true
+	c.storeEndsLocked(ds, ends, "dialogs not stored: a crash would leave this call's phones up")
+}
+
+// storeEndsLocked stores ends as the call's dialogs, in place of what was
+// stored before, unless there are none or the call is over; warn is logged
+// if the store fails. It reports whether they were stored. c.dialogMu must
+// be held.
+func (c *call) storeEndsLocked(ds dialogStore, ends []dialogEnd, warn string) bool {
 	c.mu.Lock()
 	over := c.over
 	c.mu.Unlock()
-	if over {
-		return
+	if over || len(ends) == 0 {
+		return false
 	}
-	c.answerSaved = true
+	data, err := json.Marshal(ends)
+	if err != nil {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := ds.SetCallDialogs(ctx, c.id, string(data)); err != nil {
-		c.log.Warn("dialogs not stored: a crash would leave this call's phones up", "error", err)
-		return
+		c.log.Warn(warn, "error", err)
+		return false
 	}
 	c.dialogsSaved = true
+	return true
 }
 
 // forgetDialogs drops the stored dialogs of a call that ended.

@@ -1,8 +1,6 @@
 package sip
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -51,10 +49,7 @@ func (c *call) saveRinging() {
 	}
 	c.dialogMu.Lock()
 	defer c.dialogMu.Unlock()
-	c.mu.Lock()
-	over := c.over
-	c.mu.Unlock()
-	if over || c.answerSaved {
+	if c.answerSaved {
 		return
 	}
 	ends := append([]dialogEnd(nil), c.ringForks...)
@@ -62,20 +57,9 @@ func (c *call) saveRinging() {
 		ends = append(ends, dialogEnd{Kind: endReject, CallID: inv.CallID().Value(), Invite: inv.String(),
 			Dest: responseDest(inv), Transport: inv.Transport()})
 	}
-	if len(ends) == 0 {
-		return
+	if c.storeEndsLocked(ds, ends, "ringing call not stored: a crash would leave its phones ringing") {
+		c.ringSaved = true
 	}
-	data, err := json.Marshal(ends)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := ds.SetCallDialogs(ctx, c.id, string(data)); err != nil {
-		c.log.Warn("ringing call not stored: a crash would leave its phones ringing", "error", err)
-		return
-	}
-	c.ringSaved, c.dialogsSaved = true, true
 }
 
 // responseDest is where a response to req goes: over UDP where it came
