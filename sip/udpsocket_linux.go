@@ -81,6 +81,23 @@ func (o *udpOp) release() {
 	udpOps.Put(o)
 }
 
+// result records the outcome of a system call: the byte count, or the
+// error. retry is true when a signal interrupted it (EINTR); done is false
+// when the socket is not ready (EAGAIN), so that RawConn waits for it.
+func (o *udpOp) result(r1 uintptr, e syscall.Errno) (done, retry bool) {
+	switch e {
+	case 0:
+		o.n = int(r1)
+		return true, false
+	case syscall.EINTR:
+		return false, true
+	case syscall.EAGAIN:
+		return false, false
+	}
+	o.errno = e
+	return true, false
+}
+
 // doRead is called by RawConn.Read until it returns true; false waits
 // until the socket is readable.
 func (o *udpOp) doRead(fd uintptr) bool {
@@ -88,17 +105,9 @@ func (o *udpOp) doRead(fd uintptr) bool {
 		l := uint32(syscall.SizeofSockaddrAny)
 		r1, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(len(o.p)), 0,
 			uintptr(unsafe.Pointer(&o.rsa)), uintptr(unsafe.Pointer(&l)))
-		switch e {
-		case 0:
-			o.n = int(r1)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
+		if done, retry := o.result(r1, e); !retry {
+			return done
 		}
-		o.errno = e
-		return true
 	}
 }
 
@@ -115,17 +124,9 @@ func (o *udpOp) doWrite(fd uintptr) bool {
 	}
 	for {
 		r1, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(buf), uintptr(len(o.p)), 0, uintptr(sa), sl)
-		switch e {
-		case 0:
-			o.n = int(r1)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
+		if done, retry := o.result(r1, e); !retry {
+			return done
 		}
-		o.errno = e
-		return true
 	}
 }
 
