@@ -73,6 +73,23 @@ func mediaFlows(t *testing.T, from *net.UDPConn, dst *net.UDPAddr, to *net.UDPCo
 	t.Fatalf("RTP with payload %#x did not get through", payload)
 }
 
+// endedRecord waits until the record of call id exists and has ended, and
+// returns it (read afresh each time: absent fields keep no earlier values).
+func endedRecord(t *testing.T, e *apiEnv, what, id string) web.Record {
+	t.Helper()
+	var rec web.Record
+	waitFor(t, what, func() bool {
+		rec = web.Record{}
+		res, _, err := e.send("GET", "/api/v1/records/"+id, "Bearer "+apiToken, nil)
+		if err != nil || res.StatusCode != 200 {
+			return false
+		}
+		e.api("GET", "/api/v1/records/"+id, nil, 200, &rec)
+		return !rec.EndedAt.IsZero()
+	})
+	return rec
+}
+
 func TestOriginate(t *testing.T) {
 	e := startAPI(t, map[string]string{"1001": "alice-1001", "1002": "bob-1002", "1003": "carol-1003"})
 	sipAddr := fmt.Sprintf("127.0.0.1:%d", e.sipPort)
@@ -183,10 +200,7 @@ func TestOriginate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec web.Record
-	waitFor(t, "the call's record", func() bool {
-		e.api("GET", "/api/v1/records/"+c.ID, nil, 200, &rec)
-		return !rec.EndedAt.IsZero()
-	})
+	rec = endedRecord(t, e, "the call's record", c.ID)
 	if rec.Result != "answered" || rec.Caller != "1001" || rec.Callee != "1002" || rec.HangupBy != "system" {
 		t.Fatalf("record %+v", rec)
 	}
@@ -206,11 +220,7 @@ func TestOriginate(t *testing.T) {
 	second := calls.Items[0].ID
 	alice.byeAnswered(inA)
 	bob.respond(bob.readRequest("BYE"), 200, "")
-	waitFor(t, "the second call's record", func() bool {
-		rec = web.Record{} // absent fields must not keep the first call's values
-		e.api("GET", "/api/v1/records/"+second, nil, 200, &rec)
-		return !rec.EndedAt.IsZero()
-	})
+	rec = endedRecord(t, e, "the second call's record", second)
 	if rec.HangupBy != "caller" || rec.Result != "answered" {
 		var all web.Page[web.Record]
 		e.api("GET", "/api/v1/records", nil, 200, &all)
@@ -254,15 +264,7 @@ func TestOriginate(t *testing.T) {
 	e.api("DELETE", "/api/v1/calls/"+o.ID, nil, 204, nil)
 	alice.respond(alice.readRequest("CANCEL"), 200, "")
 	alice.respond(inA, 487, "")
-	waitFor(t, "the cancelled click-to-call's record", func() bool {
-		rec = web.Record{}
-		res, _, err := e.send("GET", "/api/v1/records/"+o.ID, "Bearer "+apiToken, nil)
-		if err != nil || res.StatusCode != 200 {
-			return false
-		}
-		e.api("GET", "/api/v1/records/"+o.ID, nil, 200, &rec)
-		return !rec.EndedAt.IsZero()
-	})
+	rec = endedRecord(t, e, "the cancelled click-to-call's record", o.ID)
 	if rec.Result != "cancelled" || rec.Reason != "hung up by operator" {
 		t.Fatalf("cancelled click-to-call record %+v", rec)
 	}
@@ -273,15 +275,7 @@ func TestOriginate(t *testing.T) {
 	inA = alice.readRequest("INVITE")
 	alice.respond(inA, 603, "")
 	alice.readRequest("ACK")
-	waitFor(t, "the declined click-to-call's record", func() bool {
-		rec = web.Record{}
-		res, _, err := e.send("GET", "/api/v1/records/"+o.ID, "Bearer "+apiToken, nil)
-		if err != nil || res.StatusCode != 200 {
-			return false
-		}
-		e.api("GET", "/api/v1/records/"+o.ID, nil, 200, &rec)
-		return !rec.EndedAt.IsZero()
-	})
+	rec = endedRecord(t, e, "the declined click-to-call's record", o.ID)
 	if rec.Result != "declined" || rec.Status != 603 || rec.Caller != "1001" || rec.Callee != "1002" {
 		t.Fatalf("declined click-to-call record %+v", rec)
 	}
