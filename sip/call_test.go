@@ -201,14 +201,21 @@ func TestCallFailures(t *testing.T) {
 	}
 }
 
-func TestCallForking(t *testing.T) {
-	e := newCallEnv(t, 0)
-	a := e.newPhone("1001", "pw-1001", phoneOpts{})
-	desk := e.newPhone("1002", "pw-1002", phoneOpts{})
-	mobile := e.newPhone("1002", "pw-1002", phoneOpts{transport: "TCP"})
+// forkingPhones registers caller 1001 and two devices of user 1002, a desk
+// phone on UDP and a mobile on TCP.
+func forkingPhones(e *callEnv) (a, desk, mobile *testPhone) {
+	a = e.newPhone("1001", "pw-1001", phoneOpts{})
+	desk = e.newPhone("1002", "pw-1002", phoneOpts{})
+	mobile = e.newPhone("1002", "pw-1002", phoneOpts{transport: "TCP"})
 	a.register()
 	desk.register()
 	mobile.register()
+	return a, desk, mobile
+}
+
+func TestCallForking(t *testing.T) {
+	e := newCallEnv(t, 0)
+	a, desk, mobile := forkingPhones(e)
 	desk.setPlan(answerPlan{ring: true, code: 200, delay: 300 * time.Millisecond})
 	mobile.setPlan(planRing)
 
@@ -257,12 +264,7 @@ func TestCallForkingDeclined(t *testing.T) {
 	}{{603, "declined"}, {600, "busy"}} {
 		t.Run(strconv.Itoa(tc.code), func(t *testing.T) {
 			e := newCallEnv(t, 0)
-			a := e.newPhone("1001", "pw-1001", phoneOpts{})
-			desk := e.newPhone("1002", "pw-1002", phoneOpts{})
-			mobile := e.newPhone("1002", "pw-1002", phoneOpts{transport: "TCP"})
-			a.register()
-			desk.register()
-			mobile.register()
+			a, desk, mobile := forkingPhones(e)
 			desk.setPlan(answerPlan{ring: true, code: tc.code, delay: 200 * time.Millisecond})
 			mobile.setPlan(planRing)
 
