@@ -17,13 +17,17 @@ import (
 // lose its connection without an answer.
 type framedListener struct {
 	net.Listener
-	max int // limits.max_message_size; 0 for sipgo's default
+	max int // limits.max_message_size, or sipgo's default
 	log *slog.Logger
 }
 
 // framed wraps a stream listener of the server's.
 func (s *Server) framed(l net.Listener) net.Listener {
-	return framedListener{Listener: l, max: s.cfg.Limits.MaxMessageSize, log: s.log}
+	max := s.cfg.Limits.MaxMessageSize
+	if max <= 0 {
+		max = sip.ParseMaxMessageLength
+	}
+	return framedListener{Listener: l, max: max, log: s.log}
 }
 
 func (l framedListener) Accept() (net.Conn, error) {
@@ -31,11 +35,7 @@ func (l framedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	max := l.max
-	if max <= 0 {
-		max = sip.NewParser().MaxMessageLength
-	}
-	return &framedConn{Conn: c, parser: sip.NewParser(), max: max, log: l.log}, nil
+	return &framedConn{Conn: c, parser: sip.NewParser(), max: l.max, log: l.log}, nil
 }
 
 // framedConn cuts the stream it reads into SIP messages itself (at the
