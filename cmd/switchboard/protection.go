@@ -36,10 +36,13 @@ func newProtection(s *sip.Server, l config.Limits) protection {
 }
 
 func (p protection) Protection(context.Context) (web.ProtectionState, error) {
+	// The bans first: a ban's counters are raised before it is listed, so
+	// counters read after the list count every ban in it.
+	bans := p.sip.Bans()
 	st := p.sip.ProtectionStats()
 	out := web.ProtectionState{Limits: p.limits, BansTotal: st.Bans, AuthFailures: st.AuthFailures,
 		Dropped: st.Dropped, CallsRefused: st.CallsRefused, Bans: []web.Ban{}}
-	for _, b := range p.sip.Bans() {
+	for _, b := range bans {
 		out.Bans = append(out.Bans, web.Ban{Address: b.Addr.String(), Reason: b.Reason, Since: b.Since.UTC(), Until: b.Until.UTC(), Offences: b.Offences})
 	}
 	return out, nil
