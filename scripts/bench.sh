@@ -10,7 +10,7 @@
 # docs/bench/chart.svg. Raw figures go to docs/bench/.
 #
 #   REPS         repetitions of each side-by-side comparison (default 3)
-#   REG_RATES    REGISTER rates offered, per second (default "1000 2500 5000")
+#   REG_RATES    REGISTER rates offered, per second (default "1000 2500 5000 10000")
 #   REG_SECS     seconds each rate is offered (default 3)
 #   CPS_RATES    call setup rates offered (default "250 500 1000")
 #   CPS_SECS     seconds each rate is offered (default 3)
@@ -34,7 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
-REG_RATES=${REG_RATES:-"1000 2500 5000"}
+REG_RATES=${REG_RATES:-"1000 2500 5000 10000"}
 REG_SECS=${REG_SECS:-3}
 REG_USERS=${REG_USERS:-20000}
 CPS_RATES=${CPS_RATES:-"250 500 1000"}
