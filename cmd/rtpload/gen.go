@@ -45,10 +45,24 @@ type genConfig struct {
 	// Drain is how long to wait after the last packet for packets in
 	// flight; later ones count as lost (default 500 ms).
 	Drain time.Duration `json:"drain_ns"`
+	// Slot, if not zero, rounds each phone's send time within the packet
+	// period down to a multiple of it, so that a sender wakes at most once
+	// per slot and sends the slot's packets together (in the shared mode
+	// with one sendmmsg per socket). Each phone still sends once per
+	// period; what changes is that the relay receives the calls' packets
+	// in bursts of one slot's worth instead of evenly spread. Zero spreads
+	// them evenly, as timers allow.
+	Slot time.Duration `json:"slot_ns"`
 	// Senders is the number of sender goroutines (default GOMAXPROCS).
 	Senders int `json:"senders"`
-	// Readers is how the phones read: "epoll" (default: GOMAXPROCS
-	// goroutines on epoll instances) or "goroutine" (one per socket).
+	// Sockets is how the phones reach the network: "shared" (default: two
+	// unconnected sockets per sender goroutine, batched system calls, see
+	// shared.go) or "phone" (a connected socket per phone, one system call
+	// per packet).
+	Sockets string `json:"sockets"`
+	// Readers is how the phones read in the phone socket mode: "epoll"
+	// (default: GOMAXPROCS goroutines on epoll instances) or "goroutine"
+	// (one per socket). The shared mode has a reader per shared socket.
 	Readers string `json:"readers"`
 	// Direct connects the phones to each other, without a relay, to
 	// measure what the generator alone sustains.
@@ -80,6 +94,12 @@ const (
 	readersGoroutine = "goroutine"
 )
 
+// Socket modes, see genConfig.Sockets.
+const (
+	socketsShared = "shared"
+	socketsPhone  = "phone"
+)
+
 // withDefaults fills in the zero fields.
 func (c genConfig) withDefaults() genConfig {
 	if c.PPS == 0 {
@@ -93,6 +113,9 @@ func (c genConfig) withDefaults() genConfig {
 	}
 	if c.Senders == 0 {
 		c.Senders = runtime.GOMAXPROCS(0)
+	}
+	if c.Sockets == "" {
+		c.Sockets = socketsShared
 	}
 	if c.Readers == "" {
 		c.Readers = readersEpoll
@@ -130,6 +153,9 @@ func (c genConfig) Validate() error {
 	if c.Duration < minWindowLen || c.Duration > maxDuration {
 		errs = append(errs, fmt.Errorf("duration %s is outside %s-%s", c.Duration, minWindowLen, maxDuration))
 	}
+	if c.Slot < 0 || (c.PPS >= 1 && c.Slot > c.period()) {
+		errs = append(errs, fmt.Errorf("slot %s is outside 0-%s (the packet period)", c.Slot, c.period()))
+	}
 	if c.Warmup < 0 || c.Warmup > maxWarmup {
 		errs = append(errs, fmt.Errorf("warmup %s is outside 0-%s", c.Warmup, maxWarmup))
 	}
@@ -141,6 +167,9 @@ func (c genConfig) Validate() error {
 	}
 	if c.Senders < 1 || c.Senders > maxSenders {
 		errs = append(errs, fmt.Errorf("senders %d is outside 1-%d", c.Senders, maxSenders))
+	}
+	if c.Sockets != socketsShared && c.Sockets != socketsPhone {
+		errs = append(errs, fmt.Errorf("sockets %q is not %q or %q", c.Sockets, socketsShared, socketsPhone))
 	}
 	if c.Readers != readersEpoll && c.Readers != readersGoroutine {
 		errs = append(errs, fmt.Errorf("readers %q is not %q or %q", c.Readers, readersEpoll, readersGoroutine))
@@ -207,7 +236,9 @@ type loadRun struct {
 	winStart time.Duration
 	winEnd   time.Duration
 	phones   []*phone
-	relay    relayControl // nil in direct mode
+	socks    []*sharedSocket // shared mode: sender k's A and B sockets are 2k and 2k+1
+	router   sharedRouter    // shared mode
+	relay    relayControl    // nil in direct mode
 
 	latency histogram // one way, phone to phone, packets in the window
 	lag     histogram // how late sends were against the schedule
@@ -293,25 +324,73 @@ func runGen(ctx context.Context, cfg genConfig, stderr io.Writer) (res result, r
 	return res, nil
 }
 
-// makePhones binds two phones per call, A (index 2i) and B (2i+1), and
-// spreads their send times evenly over the packet period.
+// senderOf returns the sender goroutine of phone i: in the shared mode that
+// of its call's sockets, in the phone mode every Senders-th phone.
+func (r *loadRun) senderOf(i int) int {
+	if r.cfg.Sockets == socketsShared {
+		return i / 2 % r.cfg.Senders
+	}
+	return i % r.cfg.Senders
+}
+
+// slotted rounds a send time within the period down to sender k's slot
+// grid (see Slot). The senders' grids are staggered by Slot/Senders, so
+// that their bursts take turns instead of coinciding.
+func (c genConfig) slotted(offset time.Duration, k int) time.Duration {
+	if c.Slot <= 0 {
+		return offset
+	}
+	phase := c.Slot * time.Duration(k) / time.Duration(c.Senders)
+	if offset < phase {
+		return offset // before the sender's first slot: sent on time
+	}
+	return offset - (offset-phase)%c.Slot
+}
+
+// makePhones makes two phones per call, A (index 2i) and B (2i+1), and
+// spreads their send times evenly over the packet period. In the phone
+// socket mode each binds a socket; in the shared mode call i's phones are
+// behind sender i%Senders's A and B sockets.
 func (r *loadRun) makePhones() error {
 	n := 2 * r.cfg.Calls
 	period := r.cfg.period()
-	for i := range n {
-		p, err := newPhone(r.cfg.Addr, uint32(i), uint32(i^1), r.cfg.Size, r.cfg.PPS, rand.Uint32())
-		if err != nil {
-			return err
+	if r.cfg.Sockets == socketsShared {
+		for range 2 * r.cfg.Senders {
+			s, err := newSharedSocket(r.cfg.Addr)
+			if err != nil {
+				return err
+			}
+			r.socks = append(r.socks, s)
 		}
-		p.offset = period * time.Duration(i) / time.Duration(n)
+	}
+	for i := range n {
+		var p *phone
+		if r.socks != nil {
+			s := r.socks[2*r.senderOf(i)+i%2]
+			p = newSharedPhone(s, uint32(i), uint32(i^1), r.cfg.Size, r.cfg.PPS, rand.Uint32())
+		} else {
+			var err error
+			if p, err = newPhone(r.cfg.Addr, uint32(i), uint32(i^1), r.cfg.Size, r.cfg.PPS, rand.Uint32()); err != nil {
+				return err
+			}
+		}
+		p.offset = r.cfg.slotted(period*time.Duration(i)/time.Duration(n), r.senderOf(i))
 		r.phones = append(r.phones, p)
 	}
 	return nil
 }
 
-// connectPhones connects each phone to its relay leg, or with no ports
-// (direct mode) to the other phone.
+// connectPhones points each phone at its relay leg, or with no ports
+// (direct mode) at the other phone: it connects the phone's socket, or in
+// the shared mode sets the phone's destination and notes which phone the
+// relay port faces.
 func (r *loadRun) connectPhones(ports []legPorts) error {
+	if r.socks != nil {
+		r.router = sharedRouter{phones: r.phones, relay: r.cfg.Addr.Unmap().As4()}
+		if ports != nil {
+			r.router.byPort = make([]int32, 1<<16)
+		}
+	}
 	for i, p := range r.phones {
 		dst := r.phones[i^1].addr
 		if ports != nil {
@@ -319,10 +398,23 @@ func (r *loadRun) connectPhones(ports []legPorts) error {
 			if i%2 == 1 {
 				port = ports[i/2].b
 			}
+			if port <= 0 || port >= 1<<16 {
+				return fmt.Errorf("phone %d: relay port %d is out of range", i, port)
+			}
 			dst = netip.AddrPortFrom(r.cfg.Addr, uint16(port))
 		}
-		if err := p.connect(dst); err != nil {
-			return err
+		if p.sock == nil {
+			if err := p.connect(dst); err != nil {
+				return err
+			}
+			continue
+		}
+		p.setDst(dst)
+		if r.router.byPort != nil {
+			if j := r.router.byPort[dst.Port()]; j != 0 {
+				return fmt.Errorf("phones %d and %d: the relay gave both port %d", j-1, i, dst.Port())
+			}
+			r.router.byPort[dst.Port()] = int32(i) + 1
 		}
 	}
 	return nil
@@ -347,10 +439,16 @@ func startRelayUnderTest(ctx context.Context, cfg genConfig, stderr io.Writer) (
 	return startRelay(ctx, argv, env, stderr)
 }
 
-// closePhones closes every phone's socket, which ends its reader.
+// closePhones closes every phone's socket and every shared socket, which
+// ends their readers.
 func (r *loadRun) closePhones() {
 	for _, p := range r.phones {
-		_ = p.conn.Close()
+		if p.conn != nil {
+			_ = p.conn.Close()
+		}
+	}
+	for _, s := range r.socks {
+		_ = s.Close()
 	}
 }
 
@@ -368,7 +466,11 @@ func (r *loadRun) drive(ctx context.Context) (s0, s1 sample, err error) {
 	}
 	var senders sync.WaitGroup
 	for k := range cfg.Senders {
-		senders.Go(func() { r.sendLoop(ctx, k) })
+		if r.socks != nil {
+			senders.Go(func() { r.sendLoopShared(ctx, k) })
+		} else {
+			senders.Go(func() { r.sendLoop(ctx, k) })
+		}
 	}
 	defer func() {
 		senders.Wait()
@@ -400,6 +502,15 @@ func (r *loadRun) drive(ctx context.Context) (s0, s1 sample, err error) {
 // that stops the readers, closes the sockets and waits.
 func (r *loadRun) startReaders() (stop func(), err error) {
 	var wg sync.WaitGroup
+	if r.socks != nil {
+		for _, s := range r.socks {
+			wg.Go(func() { s.readLoop(&r.router, r.now, r.winStart, &r.latency) })
+		}
+		return func() {
+			r.closePhones()
+			wg.Wait()
+		}, nil
+	}
 	if r.cfg.Readers == readersGoroutine {
 		for _, p := range r.phones {
 			wg.Go(func() { p.read(r.now, r.winStart, &r.latency) })
@@ -469,6 +580,43 @@ func (r *loadRun) sendLoop(ctx context.Context, k int) {
 				r.lag.Record(now - due)
 			}
 			p.send(now, inWindow)
+		}
+	}
+}
+
+// sendLoopShared is sendLoop for the shared socket mode: it sends the
+// phones of calls k, k+Senders, k+2*Senders, … through sockets 2k and
+// 2k+1, queueing every packet that is due and sending the queues (one
+// sendmmsg per socket, see sharedSocket.flush) before it sleeps.
+func (r *loadRun) sendLoopShared(ctx context.Context, k int) {
+	var mine []*phone
+	for i := 2 * k; i < len(r.phones); i += 2 * r.cfg.Senders {
+		mine = append(mine, r.phones[i], r.phones[i+1])
+	}
+	a, b := r.socks[2*k], r.socks[2*k+1]
+	defer func() {
+		a.flush(r)
+		b.flush(r)
+	}()
+	period := r.cfg.period()
+	timer := time.NewTimer(0)
+	<-timer.C
+	for base := r.start; ; base += period {
+		for _, p := range mine {
+			due := base + p.offset
+			if due >= r.winEnd {
+				return
+			}
+			if due > r.now() {
+				a.flush(r)
+				b.flush(r)
+				if !sleepUntil(ctx, timer, r.now, due) {
+					return
+				}
+			}
+			if p.sock.queue(p, due) {
+				p.sock.flush(r)
+			}
 		}
 	}
 }

@@ -16,15 +16,19 @@ import (
 )
 
 // TestGenRun runs short real loads of 20 calls through a relay child process
-// (this test binary, re-executed) with both reader modes, and without a
-// relay, and expects every packet to arrive once from the right phone.
+// (this test binary, re-executed) with shared sockets and with a socket per
+// phone (both reader modes), and without a relay, and expects every packet to
+// arrive once from the right phone.
 func TestGenRun(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	t.Setenv(childEnv, "1")
 	tests := map[string]genConfig{
-		"relay epoll readers":     {Readers: readersEpoll, Duration: time.Second},
-		"relay goroutine readers": {Readers: readersGoroutine, Duration: 400 * time.Millisecond},
-		"direct":                  {Direct: true, Duration: time.Second},
+		"relay shared sockets":         {Sockets: socketsShared, Duration: time.Second},
+		"relay shared sockets slotted": {Sockets: socketsShared, Slot: time.Millisecond, Senders: 3, Duration: 400 * time.Millisecond},
+		"relay epoll readers":          {Sockets: socketsPhone, Readers: readersEpoll, Duration: 400 * time.Millisecond},
+		"relay goroutine readers":      {Sockets: socketsPhone, Readers: readersGoroutine, Duration: 400 * time.Millisecond},
+		"direct shared sockets":        {Sockets: socketsShared, Direct: true, Duration: 400 * time.Millisecond},
+		"direct phone sockets":         {Sockets: socketsPhone, Direct: true, Duration: 400 * time.Millisecond},
 	}
 	for name, cfg := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -203,6 +207,11 @@ func TestGenConfigValidate(t *testing.T) {
 		"ipv6 loopback":     {func(c *genConfig) { c.Addr = netip.MustParseAddr("::1") }, false},
 		"unknown readers":   {func(c *genConfig) { c.Readers = "io_uring" }, false},
 		"goroutine readers": {func(c *genConfig) { c.Readers = readersGoroutine }, true},
+		"phone sockets":     {func(c *genConfig) { c.Sockets = socketsPhone }, true},
+		"unknown sockets":   {func(c *genConfig) { c.Sockets = "many" }, false},
+		"slot":              {func(c *genConfig) { c.Slot = time.Millisecond }, true},
+		"negative slot":     {func(c *genConfig) { c.Slot = -time.Millisecond }, false},
+		"slot over period":  {func(c *genConfig) { c.Slot = 21 * time.Millisecond }, false},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

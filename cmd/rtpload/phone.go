@@ -31,13 +31,18 @@ const (
 	readBackoff  = 10 * time.Millisecond
 )
 
-// phone plays one end of a call: a UDP socket on 127.0.0.1 connected to the
-// relay leg facing it (or, in direct mode, to the far phone). One sender
-// goroutine writes its packets and one reader goroutine reads what the far
-// phone sent; their fields are kept on separate cache lines.
+// phone plays one end of a call. In the phone socket mode it has a UDP
+// socket of its own on 127.0.0.1, connected to the relay leg facing it (or,
+// in direct mode, to the far phone); in the shared mode it sends and receives
+// through a socket it shares with other phones (sock, see shared.go) and
+// sends to dst. One sender goroutine writes its packets and one reader
+// goroutine reads what the far phone sent; their fields are kept on separate
+// cache lines.
 type phone struct {
-	conn   *net.UDPConn
-	fd     int // conn's descriptor, for the epoll readers; valid until conn is closed
+	conn   *net.UDPConn  // phone mode; nil in the shared mode
+	fd     int           // conn's descriptor, for the epoll readers; valid until conn is closed
+	sock   *sharedSocket // shared mode; nil in the phone mode
+	dst    unix.RawSockaddrInet4
 	addr   netip.AddrPort
 	index  uint32        // this phone
 	peer   uint32        // the far phone, the only valid sender of what arrives here
@@ -59,21 +64,17 @@ type phone struct {
 	readErrors uint64
 }
 
-// newPhone binds a phone's socket on an ephemeral port of addr.
+// newPhone binds a phone's socket on an ephemeral port of addr (the phone
+// socket mode).
 func newPhone(addr netip.Addr, index, peer uint32, size, pps int, ssrc uint32) (*phone, error) {
 	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
 	if err != nil {
 		return nil, fmt.Errorf("phone %d: %w", index, err)
 	}
-	p := &phone{
-		conn:   conn,
-		addr:   conn.LocalAddr().(*net.UDPAddr).AddrPort(),
-		index:  index,
-		peer:   peer,
-		pkt:    make([]byte, size),
-		tsStep: uint32(rtpClockRate / pps),
-		buf:    make([]byte, readBufSize),
-	}
+	p := newPhoneState(index, peer, size, pps, ssrc)
+	p.conn = conn
+	p.addr = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	p.buf = make([]byte, readBufSize)
 	rc, err := conn.SyscallConn()
 	if err == nil {
 		err = rc.Control(func(fd uintptr) { p.fd = int(fd) })
@@ -82,6 +83,27 @@ func newPhone(addr netip.Addr, index, peer uint32, size, pps int, ssrc uint32) (
 		_ = conn.Close()
 		return nil, fmt.Errorf("phone %d: %w", index, err)
 	}
+	return p, nil
+}
+
+// newSharedPhone returns a phone that sends and receives through sock (the
+// shared socket mode).
+func newSharedPhone(sock *sharedSocket, index, peer uint32, size, pps int, ssrc uint32) *phone {
+	p := newPhoneState(index, peer, size, pps, ssrc)
+	p.sock = sock
+	p.addr = sock.addr
+	return p
+}
+
+// newPhoneState returns a phone without a socket, its packet template
+// filled in.
+func newPhoneState(index, peer uint32, size, pps int, ssrc uint32) *phone {
+	p := &phone{
+		index:  index,
+		peer:   peer,
+		pkt:    make([]byte, size),
+		tsStep: uint32(rtpClockRate / pps),
+	}
 	p.pkt[0] = rtpVersion2
 	p.pkt[1] = payloadPCMU
 	binary.BigEndian.PutUint32(p.pkt[8:], ssrc)
@@ -89,7 +111,7 @@ func newPhone(addr netip.Addr, index, peer uint32, size, pps int, ssrc uint32) (
 	for i := minSize; i < size; i++ {
 		p.pkt[i] = pcmuSilence
 	}
-	return p, nil
+	return p
 }
 
 // connect connects the phone's socket to dst, so that writes need no address
@@ -110,15 +132,20 @@ func (p *phone) connect(dst netip.AddrPort) error {
 	return nil
 }
 
-// send writes the phone's next packet, stamped with now.
-func (p *phone) send(now time.Duration, inWindow bool) {
+// stamp fills in the phone's next packet, sent at now.
+func (p *phone) stamp(now time.Duration) {
 	b := p.pkt
 	binary.BigEndian.PutUint16(b[2:], uint16(p.seq))
 	binary.BigEndian.PutUint32(b[4:], p.seq*p.tsStep)
 	binary.BigEndian.PutUint64(b[tagSendTime:], uint64(now))
 	binary.BigEndian.PutUint32(b[tagSeq:], p.seq)
 	p.seq++
-	if _, err := p.conn.Write(b); err != nil {
+}
+
+// send writes the phone's next packet, stamped with now, on its own socket.
+func (p *phone) send(now time.Duration, inWindow bool) {
+	p.stamp(now)
+	if _, err := p.conn.Write(p.pkt); err != nil {
 		p.sendErrors++
 		return
 	}

@@ -123,6 +123,11 @@ func (res *result) fill(r *loadRun, s0, s1 sample) {
 		res.Malformed += p.malformed
 		res.ReadErrors += p.readErrors
 	}
+	for _, s := range r.socks {
+		res.Misrouted += s.stray
+		res.Malformed += s.malformed
+		res.ReadErrors += s.readErrors
+	}
 	if res.Sent > res.Received {
 		res.Lost = res.Sent - res.Received
 	}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+	"golang.org/x/sys/unix"
+)
+
+// The shared socket mode (the default) puts many phones behind a few
+// unconnected UDP sockets: each sender goroutine owns two, one for the A
+// phones of its calls and one for the B phones, so the two ends of a call
+// still have different addresses. A sender collects the packets that are due
+// and hands them to the kernel with one sendmmsg(2) per socket, each packet
+// addressed to its phone's relay leg; a reader goroutine per socket takes
+// what arrived with recvmmsg(2). The receiving phone is the one the relay
+// port a packet came from faces (the generator knows which relay port faces
+// which phone); the sender is the tag in the payload, so a packet the relay
+// forwards out of the wrong leg, or from the wrong call, still counts as
+// misrouted. In direct mode (no relay) the source is the far phone's shared
+// socket, which does not tell the phone, so the receiving phone is the
+// sender's peer named by the tag, provided it is behind this socket.
+//
+// What a relay sees per call does not change: each leg receives one phone's
+// packets, at the same rate and size, from one address. What changes is that
+// the A phones of many calls share that address, and that a sender's packets
+// of one millisecond reach the kernel in one burst instead of one system
+// call at a time (the old mode also sent them back to back on each timer
+// wake-up).
+
+// mmsgBatch is the most datagrams one sendmmsg or recvmmsg moves.
+const mmsgBatch = 64
+
+// sharedSocketBuffer is the receive buffer a shared socket asks for: it
+// queues for hundreds of phones, and a reader that loses its core for a few
+// milliseconds must not cost packets (the kernel caps it at
+// net.core.rmem_max).
+const sharedSocketBuffer = 4 << 20
+
+// sharedSocket is one socket of the shared mode. A sender goroutine writes
+// through it and a reader goroutine reads from it; their fields are kept on
+// separate cache lines. The message arrays are allocated once, so a packet
+// costs no allocation either way.
+type sharedSocket struct {
+	conn *net.UDPConn
+	rc   syscall.RawConn
+	addr netip.AddrPort
+
+	// Used by the sender goroutine.
+	out      mmsgs
+	outPhone [mmsgBatch]*phone
+	outDue   [mmsgBatch]time.Duration
+	nOut     int
+	inWindow bool // the queued packets are stamped in the measurement window
+	sendFrom int  // first message sendmmsg has not taken
+	send     func(fd uintptr) bool
+	_        cpu.CacheLinePad
+
+	// Used by the reader goroutine.
+	in         mmsgs
+	from       [mmsgBatch]unix.RawSockaddrInet4
+	bufs       []byte // mmsgBatch buffers of readBufSize
+	nIn        int
+	inErr      syscall.Errno
+	recv       func(fd uintptr) bool
+	stray      uint64 // packets no phone behind this socket expects: misrouted
+	malformed  uint64 // too short to tell their phone
+	readErrors uint64
+}
+
+// mmsgs is the message vector of one sendmmsg or recvmmsg.
+type mmsgs struct {
+	hdrs [mmsgBatch]unix.Mmsghdr
+	iovs [mmsgBatch]unix.Iovec
+}
+
+// newSharedSocket binds an unconnected socket on an ephemeral port of addr.
+func newSharedSocket(addr netip.Addr) (*sharedSocket, error) {
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
+	if err != nil {
+		return nil, fmt.Errorf("shared socket: %w", err)
+	}
+	s := &sharedSocket{conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort()}
+	if s.rc, err = conn.SyscallConn(); err == nil {
+		err = conn.SetReadBuffer(sharedSocketBuffer)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("shared socket %s: %w", s.addr, err)
+	}
+	s.send, s.recv = s.doSend, s.doRecv
+	s.bufs = make([]byte, mmsgBatch*readBufSize)
+	for j := range mmsgBatch {
+		h := &s.out.hdrs[j].Hdr
+		h.Iov, h.Iovlen = &s.out.iovs[j], 1
+		h.Namelen = unix.SizeofSockaddrInet4
+
+		s.in.iovs[j].Base = &s.bufs[j*readBufSize]
+		s.in.iovs[j].SetLen(readBufSize)
+		h = &s.in.hdrs[j].Hdr
+		h.Iov, h.Iovlen = &s.in.iovs[j], 1
+		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&s.from[j])), unix.SizeofSockaddrInet4
+	}
+	return s, nil
+}
+
+// setDst makes p send to dst.
+func (p *phone) setDst(dst netip.AddrPort) {
+	p.dst = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Addr().Unmap().As4()}
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&p.dst.Port))[:], dst.Port())
+}
+
+// queue adds p's next packet, due at due, to the socket's next sendmmsg and
+// reports whether the batch is full.
+func (s *sharedSocket) queue(p *phone, due time.Duration) (full bool) {
+	j := s.nOut
+	s.out.iovs[j].Base = &p.pkt[0]
+	s.out.iovs[j].SetLen(len(p.pkt))
+	s.out.hdrs[j].Hdr.Name = (*byte)(unsafe.Pointer(&p.dst))
+	s.outPhone[j], s.outDue[j] = p, due
+	s.nOut++
+	return s.nOut == mmsgBatch
+}
+
+// flush stamps the queued packets with the run's time and sends them, unless
+// the measurement window has ended (as in sendLoop, what is not sent by then
+// is not sent). Stamping here rather than when queueing keeps the time a
+// packet waits for the batch out of its latency; the send lag is measured
+// here too. A packet the kernel refuses counts as a send error of its phone,
+// and the rest are still sent.
+func (s *sharedSocket) flush(r *loadRun) {
+	if s.nOut == 0 {
+		return
+	}
+	now := r.now()
+	if now < r.winEnd {
+		s.inWindow = now >= r.winStart
+		for j, p := range s.outPhone[:s.nOut] {
+			p.stamp(now)
+			if s.inWindow {
+				r.lag.Record(now - s.outDue[j])
+			}
+		}
+		s.sendFrom = 0
+		if err := s.rc.Write(s.send); err != nil { // closed
+			for _, p := range s.outPhone[s.sendFrom:s.nOut] {
+				p.sendErrors++
+			}
+		}
+	}
+	clear(s.outPhone[:s.nOut])
+	s.nOut = 0
+}
+
+// doSend is called by RawConn.Write until it returns true; false waits until
+// the socket is writable.
+func (s *sharedSocket) doSend(fd uintptr) bool {
+	for s.sendFrom < s.nOut {
+		r1, _, e := syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.out.hdrs[s.sendFrom])),
+			uintptr(s.nOut-s.sendFrom), 0, 0, 0)
+		switch e {
+		case 0:
+			n := s.sendFrom + int(r1)
+			if s.inWindow {
+				for _, p := range s.outPhone[s.sendFrom:n] {
+					p.sentWindow++
+				}
+			}
+			s.sendFrom = n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default: // the first message failed: skip it
+			s.outPhone[s.sendFrom].sendErrors++
+			s.sendFrom++
+		}
+	}
+	return true
+}
+
+// doRecv is doSend's counterpart for RawConn.Read.
+func (s *sharedSocket) doRecv(fd uintptr) bool {
+	for {
+		r1, _, e := syscall.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.in.hdrs[0])), mmsgBatch, 0, 0, 0)
+		switch e {
+		case 0:
+			s.nIn = int(r1)
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.inErr = e
+			return true
+		}
+	}
+}
+
+// sharedRouter tells which phone a packet that arrived at a shared socket
+// is for.
+type sharedRouter struct {
+	phones []*phone
+	relay  [4]byte // the relay's address
+	// byPort maps a relay port to 1 + the index of the phone it faces; nil
+	// in direct mode.
+	byPort []int32
+}
+
+// phoneFor returns the phone behind s that a packet b from src is for, or
+// nil.
+func (rt *sharedRouter) phoneFor(s *sharedSocket, src *unix.RawSockaddrInet4, b []byte) *phone {
+	var i int
+	if rt.byPort != nil {
+		if src.Addr != rt.relay {
+			return nil
+		}
+		i = int(rt.byPort[binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&src.Port))[:])]) - 1
+	} else {
+		if len(b) < minSize {
+			return nil
+		}
+		i = int(binary.BigEndian.Uint32(b[tagSender:]) ^ 1)
+	}
+	if i < 0 || i >= len(rt.phones) || rt.phones[i].sock != s {
+		return nil
+	}
+	return rt.phones[i]
+}
+
+// readLoop reads the socket until it is closed.
+func (s *sharedSocket) readLoop(rt *sharedRouter, clock func() time.Duration, winStart time.Duration, lat *histogram) {
+	failures := 0
+	for {
+		s.nIn, s.inErr = 0, 0
+		if err := s.rc.Read(s.recv); err != nil {
+			return // closed
+		}
+		now := clock()
+		if s.inErr != 0 {
+			s.readErrors++
+			if failures++; failures > maxReadFails {
+				time.Sleep(readBackoff)
+			}
+			continue
+		}
+		failures = 0
+		for j := range s.nIn {
+			b := s.bufs[j*readBufSize : j*readBufSize+int(s.in.hdrs[j].Len)]
+			s.in.hdrs[j].Hdr.Namelen = unix.SizeofSockaddrInet4
+			p := rt.phoneFor(s, &s.from[j], b)
+			switch {
+			case p != nil:
+				p.receive(b, now, winStart, lat)
+			case len(b) < minSize:
+				s.malformed++
+			default:
+				s.stray++
+			}
+		}
+	}
+}
+
+// Close closes the socket, which ends readLoop.
+func (s *sharedSocket) Close() error { return s.conn.Close() }
