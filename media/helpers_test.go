@@ -3,6 +3,8 @@ package media
 import (
 	"bytes"
 	"errors"
+	"flag"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -16,7 +18,58 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(readerModes{m})
+}
+
+// readerModes runs the package's tests once per way of reading sockets:
+// the reader pool (Linux) and a goroutine per socket. MEDIA_READERS=pool or
+// MEDIA_READERS=goroutines picks one; benchmarks run once, in the default
+// mode unless MEDIA_READERS says otherwise.
+type readerModes struct{ m *testing.M }
+
+func (r readerModes) Run() int {
+	flag.Parse()
+	modes := []bool{pooledReaders}
+	switch os.Getenv("MEDIA_READERS") {
+	case "pool":
+		modes = []bool{true}
+	case "goroutines":
+		modes = []bool{false}
+	case "":
+		if f := flag.Lookup("test.bench"); havePool && (f == nil || f.Value.String() == "") {
+			modes = []bool{true, false}
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "MEDIA_READERS: want pool or goroutines")
+		return 2
+	}
+	defer func(saved bool) { pooledReaders = saved }(pooledReaders)
+	code := 0
+	for _, pooled := range modes {
+		pooledReaders = pooled && havePool
+		fmt.Printf("media: sockets read by %s\n", readerModeName())
+		if c := r.m.Run(); c != 0 {
+			code = c
+		}
+	}
+	return code
+}
+
+// readerModeName names the mode relays created now will use.
+func readerModeName() string {
+	if pooledReaders {
+		return "the reader pool"
+	}
+	return "a goroutine per socket"
+}
+
+// goroutinesPerSession is how many goroutines a session of a relay created
+// now starts.
+func goroutinesPerSession() int {
+	if pooledReaders {
+		return 0
+	}
+	return 4
 }
 
 // leakCheck verifies, after every other cleanup of t has run, that t left no

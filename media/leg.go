@@ -28,6 +28,7 @@ type Leg struct {
 	log   *slog.Logger
 
 	rtpConn, rtcpConn *net.UDPConn
+	rtpFD, rtcpFD     int // their descriptors when the reader pool reads them, else -1
 	rtp, rtcp         latch
 
 	clockRates [128]atomic.Uint32 // set by SetClockRate; 0 = default
@@ -195,7 +196,7 @@ func (l *Leg) handleRTP(sc *readerScratch, pkt []byte, src netip.AddrPort, now t
 	if kind == kindRTCP {
 		// RTCP multiplexed on the RTP port (RFC 5761) stays multiplexed.
 		l.rtcpIn.Add(1)
-		if pkt, ok = l.protect(out, sc, pkt, true, true); ok && l.send(out.rtpConn, out.rtp.addr(), pkt) {
+		if pkt, ok = l.protect(out, sc, pkt, true, true); ok && l.send(out, false, out.rtp.addr(), pkt) {
 			out.rtcpOut.Add(1)
 		}
 		return
@@ -203,7 +204,7 @@ func (l *Leg) handleRTP(sc *readerScratch, pkt []byte, src netip.AddrPort, now t
 	l.packetsIn.Add(1)
 	l.bytesIn.Add(uint64(size))
 	l.rx.update(h, now, l.clockRate(h.payloadType))
-	if pkt, ok = l.protect(out, sc, pkt, false, true); ok && l.send(out.rtpConn, out.rtp.addr(), pkt) {
+	if pkt, ok = l.protect(out, sc, pkt, false, true); ok && l.send(out, false, out.rtp.addr(), pkt) {
 		out.packetsOut.Add(1)
 		out.bytesOut.Add(uint64(len(pkt)))
 	}
@@ -221,7 +222,7 @@ func (l *Leg) handleRTCP(sc *readerScratch, pkt []byte, src netip.AddrPort, now 
 	}
 	l.rtcpIn.Add(1)
 	out := l.other
-	if pkt, ok = l.protect(out, sc, pkt, true, false); ok && l.send(out.rtcpConn, out.rtcpTarget(), pkt) {
+	if pkt, ok = l.protect(out, sc, pkt, true, false); ok && l.send(out, true, out.rtcpTarget(), pkt) {
 		out.rtcpOut.Add(1)
 	}
 }
@@ -241,15 +242,15 @@ func (l *Leg) acceptFrom(lt *latch, stream string, src netip.AddrPort, now time.
 	return true
 }
 
-// send writes pkt to dst out of conn, a socket of the other leg. A packet
-// with no destination (dst is the zero value), or whose write fails, is
-// counted as dropped on the receiving leg (l).
-func (l *Leg) send(conn *net.UDPConn, dst netip.AddrPort, pkt []byte) bool {
+// send writes pkt to dst out of the RTP or RTCP socket of out, the other
+// leg. A packet with no destination (dst is the zero value), or whose write
+// fails, is counted as dropped on the receiving leg (l).
+func (l *Leg) send(out *Leg, rtcp bool, dst netip.AddrPort, pkt []byte) bool {
 	if !dst.IsValid() {
 		l.dropped.Add(1)
 		return false
 	}
-	if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
+	if err := out.write(rtcp, pkt, dst); err != nil {
 		l.dropped.Add(1)
 		if !errors.Is(err, net.ErrClosed) && l.other.sendErrLogged.CompareAndSwap(false, true) {
 			l.log.Warn("media send failed", "leg", l.other.name, "remote", dst.String(), "error", err)
@@ -257,4 +258,23 @@ func (l *Leg) send(conn *net.UDPConn, dst netip.AddrPort, pkt []byte) bool {
 		return false
 	}
 	return true
+}
+
+// write sends pkt to dst out of the leg's RTP or RTCP socket: with a raw
+// sendto when the reader pool reads the leg's sockets, else through package
+// net.
+func (l *Leg) write(rtcp bool, pkt []byte, dst netip.AddrPort) error {
+	if p := l.sess.relay.pool; p != nil {
+		fd := l.rtpFD
+		if rtcp {
+			fd = l.rtcpFD
+		}
+		return p.sendTo(fd, pkt, dst)
+	}
+	conn := l.rtpConn
+	if rtcp {
+		conn = l.rtcpConn
+	}
+	_, err := conn.WriteToUDPAddrPort(pkt, dst)
+	return err
 }

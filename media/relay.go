@@ -15,7 +15,8 @@ type Relay struct {
 	cfg   Config
 	log   *slog.Logger
 	ports *portPool
-	epoch time.Time // origin of the relay clock, see now
+	epoch time.Time   // origin of the relay clock, see now
+	pool  *readerPool // nil: a goroutine per socket (Leg.serve)
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -50,6 +51,12 @@ func New(cfg Config, log *slog.Logger) (*Relay, error) {
 		epoch:    time.Now(),
 		sessions: make(map[*Session]struct{}),
 		stop:     make(chan struct{}),
+	}
+	if pooledReaders {
+		r.pool, err = newReaderPool(0, cfg.PortMin, cfg.PortMax-cfg.PortMin+1, !cfg.Address.Is4())
+		if err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Timeout > 0 {
 		r.wg.Add(1)
@@ -90,8 +97,13 @@ func (r *Relay) NewSession(callID string) (*Session, error) {
 		b.release(r)
 		return nil, ErrClosed
 	}
+	if err := s.run(); err != nil {
+		r.mu.Unlock()
+		a.release(r)
+		b.release(r)
+		return nil, fmt.Errorf("media: new session %q: %w", callID, err)
+	}
 	r.sessions[s] = struct{}{}
-	s.run()
 	r.mu.Unlock()
 	s.log.Info("media session opened", "port_a", a.port, "port_b", b.port)
 	return s, nil
@@ -103,7 +115,7 @@ func (r *Relay) newLeg() (*Leg, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Leg{rtpConn: rtp, rtcpConn: rtcp, port: port}, nil
+	return &Leg{rtpConn: rtp, rtcpConn: rtcp, port: port, rtpFD: -1, rtcpFD: -1}, nil
 }
 
 // release closes the sockets of a leg that never ran and frees its ports.
@@ -137,8 +149,8 @@ func (r *Relay) Sessions() int {
 // four per session.
 func (r *Relay) PortsInUse() int { return r.ports.portsInUse() }
 
-// Close closes every session, stops the timeout watcher and waits for all
-// goroutines. It is idempotent; later sessions fail with [ErrClosed].
+// Close closes every session, stops the timeout watcher and the socket
+// readers, and waits for all goroutines. It is idempotent; later sessions fail with [ErrClosed].
 func (r *Relay) Close() error {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
@@ -156,6 +168,9 @@ func (r *Relay) Close() error {
 		var errs []error
 		for _, s := range sessions {
 			errs = append(errs, s.Close())
+		}
+		if r.pool != nil {
+			r.pool.close()
 		}
 		r.closeErr = errors.Join(errs...)
 	})

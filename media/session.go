@@ -11,8 +11,9 @@ import (
 
 // Session is the media of one call: leg A faces the caller and leg B the
 // callee. Packets from A's peer go out to B's peer and the other way round.
-// It owns four sockets and one reader goroutine per socket, all stopped by
-// [Session.Close], by the media timeout or by [Relay.Close].
+// It owns four sockets, read by the relay's reader pool (Linux) or by one
+// reader goroutine per socket, all stopped by [Session.Close], by the media
+// timeout or by [Relay.Close].
 type Session struct {
 	relay  *Relay
 	callID string
@@ -23,7 +24,8 @@ type Session struct {
 	start atomic.Int64
 	held  atomic.Bool
 
-	wg       sync.WaitGroup // socket readers
+	wg       sync.WaitGroup // socket readers, or the pool's acknowledgement
+	poll     sessionPoll    // registration on the reader pool
 	once     sync.Once
 	closeErr error
 	timedOut atomic.Bool
@@ -47,13 +49,18 @@ func newSession(r *Relay, callID string, a, b *Leg) *Session {
 	return s
 }
 
-// run starts one reader per socket.
-func (s *Session) run() {
+// run registers the sockets on the relay's reader pool, or starts one
+// reader per socket.
+func (s *Session) run() error {
+	if p := s.relay.pool; p != nil {
+		return p.add(s)
+	}
 	for _, l := range []*Leg{s.a, s.b} {
 		s.wg.Add(2)
 		go l.serve(l.rtpConn, (*Leg).handleRTP)
 		go l.serve(l.rtcpConn, (*Leg).handleRTCP)
 	}
+	return nil
 }
 
 // CallID returns the call ID the session was created with.
@@ -117,6 +124,11 @@ func (s *Session) close(timeout bool, idle time.Duration) error {
 			s.timedOut.Store(true)
 		}
 		s.relay.forget(s)
+		if p := s.relay.pool; p != nil {
+			// The sockets may be closed only once the pool no longer
+			// uses their descriptors.
+			p.remove(s)
+		}
 		var errs []error
 		for _, c := range []*net.UDPConn{s.a.rtpConn, s.a.rtcpConn, s.b.rtpConn, s.b.rtcpConn} {
 			if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

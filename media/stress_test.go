@@ -42,7 +42,7 @@ func TestManySessions(t *testing.T) {
 	if r.Sessions() != sessions || r.PortsInUse() != 4*sessions {
 		t.Fatalf("Sessions() = %d, PortsInUse() = %d, want %d, %d", r.Sessions(), r.PortsInUse(), sessions, 4*sessions)
 	}
-	if got, want := runtime.NumGoroutine()-baseline, 4*sessions; got != want {
+	if got, want := runtime.NumGoroutine()-baseline, goroutinesPerSession()*sessions; got != want {
 		t.Errorf("%d goroutines for %d sessions, want %d", got, sessions, want)
 	}
 
