@@ -507,8 +507,11 @@ func (r *loadRun) startReaders() (stop func(), err error) {
 			wg.Go(func() { s.readLoop(&r.router, r.now, r.winStart, &r.latency) })
 		}
 		return func() {
-			r.closePhones()
+			for _, s := range r.socks {
+				s.stopReader()
+			}
 			wg.Wait()
+			r.closePhones()
 		}, nil
 	}
 	if r.cfg.Readers == readersGoroutine {

@@ -3,8 +3,9 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
+	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -33,6 +34,13 @@ import (
 // of one millisecond reach the kernel in one burst instead of one system
 // call at a time (the old mode also sent them back to back on each timer
 // wake-up).
+//
+// The sockets are not handed to Go's poller, which would watch them for
+// writing as well: on loopback every datagram sent gives its send buffer
+// back at once, and each time that would signal the socket writable and
+// wake the poller for nothing. Each socket is instead watched for reading
+// only, by an epoll instance of its own, and that instance is what joins the
+// poller (as in epoll.go).
 
 // mmsgBatch is the most datagrams one sendmmsg or recvmmsg moves.
 const mmsgBatch = 64
@@ -48,9 +56,11 @@ const sharedSocketBuffer = 4 << 20
 // separate cache lines. The message arrays are allocated once, so a packet
 // costs no allocation either way.
 type sharedSocket struct {
-	conn *net.UDPConn
-	rc   syscall.RawConn
-	addr netip.AddrPort
+	fd     int             // the socket, non-blocking; closed after the reader ends
+	ep     *os.File        // epoll instance watching fd for reading, in Go's poller
+	epConn syscall.RawConn // ep's
+	addr   netip.AddrPort
+	closed atomic.Bool
 
 	// Used by the sender goroutine.
 	out      mmsgs
@@ -59,7 +69,6 @@ type sharedSocket struct {
 	nOut     int
 	inWindow bool // the queued packets are stamped in the measurement window
 	sendFrom int  // first message sendmmsg has not taken
-	send     func(fd uintptr) bool
 	_        cpu.CacheLinePad
 
 	// Used by the reader goroutine.
@@ -68,7 +77,7 @@ type sharedSocket struct {
 	bufs       []byte // mmsgBatch buffers of readBufSize
 	nIn        int
 	inErr      syscall.Errno
-	recv       func(fd uintptr) bool
+	recv       func(epfd uintptr) bool
 	stray      uint64 // packets no phone behind this socket expects: misrouted
 	malformed  uint64 // too short to tell their phone
 	readErrors uint64
@@ -82,19 +91,17 @@ type mmsgs struct {
 
 // newSharedSocket binds an unconnected socket on an ephemeral port of addr.
 func newSharedSocket(addr netip.Addr) (*sharedSocket, error) {
-	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, fmt.Errorf("shared socket: %w", err)
 	}
-	s := &sharedSocket{conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort()}
-	if s.rc, err = conn.SyscallConn(); err == nil {
-		err = conn.SetReadBuffer(sharedSocketBuffer)
+	s := &sharedSocket{fd: fd}
+	if err := s.setup(addr); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("shared socket: %w", err)
 	}
-	if err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("shared socket %s: %w", s.addr, err)
-	}
-	s.send, s.recv = s.doSend, s.doRecv
+	s.recv = s.doRecv
+	s.recv = s.doRecv
 	s.bufs = make([]byte, mmsgBatch*readBufSize)
 	for j := range mmsgBatch {
 		h := &s.out.hdrs[j].Hdr
@@ -108,6 +115,45 @@ func newSharedSocket(addr netip.Addr) (*sharedSocket, error) {
 		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&s.from[j])), unix.SizeofSockaddrInet4
 	}
 	return s, nil
+}
+
+// setup binds the socket, sizes its receive buffer and creates its epoll
+// instance; on error the caller closes fd (and setup what it made).
+func (s *sharedSocket) setup(addr netip.Addr) error {
+	if err := unix.Bind(s.fd, &unix.SockaddrInet4{Addr: addr.Unmap().As4()}); err != nil {
+		return fmt.Errorf("bind %s: %w", addr, err)
+	}
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		return err
+	}
+	sa4, ok := sa.(*unix.SockaddrInet4)
+	if !ok {
+		return fmt.Errorf("bound to %v, not an IPv4 address", sa)
+	}
+	s.addr = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(sa4.Port))
+	if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sharedSocketBuffer); err != nil {
+		return fmt.Errorf("%s: SO_RCVBUF: %w", s.addr, err)
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("epoll: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	if err := unix.SetNonblock(epfd, true); err == nil {
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, s.fd, &ev)
+	}
+	if err != nil {
+		_ = unix.Close(epfd)
+		return fmt.Errorf("epoll: %w", err)
+	}
+	// A non-blocking descriptor given to os.NewFile joins the poller.
+	s.ep = os.NewFile(uintptr(epfd), "epoll")
+	if s.epConn, err = s.ep.SyscallConn(); err != nil {
+		_ = s.ep.Close()
+		return fmt.Errorf("epoll: %w", err)
+	}
+	return nil
 }
 
 // setDst makes p send to dst.
@@ -148,21 +194,19 @@ func (s *sharedSocket) flush(r *loadRun) {
 			}
 		}
 		s.sendFrom = 0
-		if err := s.rc.Write(s.send); err != nil { // closed
-			for _, p := range s.outPhone[s.sendFrom:s.nOut] {
-				p.sendErrors++
-			}
-		}
+		s.doSend()
 	}
 	clear(s.outPhone[:s.nOut])
 	s.nOut = 0
 }
 
-// doSend is called by RawConn.Write until it returns true; false waits until
-// the socket is writable.
-func (s *sharedSocket) doSend(fd uintptr) bool {
+// doSend hands the queued packets to sendmmsg until it has taken them all.
+// The socket is not in the poller, and a loopback socket's send buffer does
+// not fill up, so a send that would block (EAGAIN) is not waited for: its
+// packets count as send errors.
+func (s *sharedSocket) doSend() {
 	for s.sendFrom < s.nOut {
-		r1, _, e := syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.out.hdrs[s.sendFrom])),
+		r1, _, e := syscall.RawSyscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.out.hdrs[s.sendFrom])),
 			uintptr(s.nOut-s.sendFrom), 0, 0, 0)
 		switch e {
 		case 0:
@@ -175,19 +219,22 @@ func (s *sharedSocket) doSend(fd uintptr) bool {
 			s.sendFrom = n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false
+			for _, p := range s.outPhone[s.sendFrom:s.nOut] {
+				p.sendErrors++
+			}
+			return
 		default: // the first message failed: skip it
 			s.outPhone[s.sendFrom].sendErrors++
 			s.sendFrom++
 		}
 	}
-	return true
 }
 
-// doRecv is doSend's counterpart for RawConn.Read.
-func (s *sharedSocket) doRecv(fd uintptr) bool {
+// doRecv is called by the epoll instance's RawConn.Read until it returns
+// true; false waits until the socket is readable.
+func (s *sharedSocket) doRecv(uintptr) bool {
 	for {
-		r1, _, e := syscall.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.in.hdrs[0])), mmsgBatch, 0, 0, 0)
+		r1, _, e := syscall.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.in.hdrs[0])), mmsgBatch, 0, 0, 0)
 		switch e {
 		case 0:
 			s.nIn = int(r1)
@@ -238,8 +285,8 @@ func (s *sharedSocket) readLoop(rt *sharedRouter, clock func() time.Duration, wi
 	failures := 0
 	for {
 		s.nIn, s.inErr = 0, 0
-		if err := s.rc.Read(s.recv); err != nil {
-			return // closed
+		if err := s.epConn.Read(s.recv); err != nil {
+			return // stopped
 		}
 		now := clock()
 		if s.inErr != 0 {
@@ -266,5 +313,15 @@ func (s *sharedSocket) readLoop(rt *sharedRouter, clock func() time.Duration, wi
 	}
 }
 
-// Close closes the socket, which ends readLoop.
-func (s *sharedSocket) Close() error { return s.conn.Close() }
+// stopReader closes the epoll instance, which ends readLoop.
+func (s *sharedSocket) stopReader() { _ = s.ep.Close() }
+
+// Close closes the socket and its epoll instance. The reader must have
+// ended (the descriptor could be reused under it) and the sender too.
+func (s *sharedSocket) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.stopReader()
+	return unix.Close(s.fd)
+}
