@@ -48,10 +48,15 @@ type bench struct {
 type relayResult struct {
 	Config struct {
 		Calls int `json:"calls"`
+		// Sockets is rtpload's socket mode ("shared", "phone"); runs of
+		// rtpload before the shared mode have none and had a socket per
+		// phone.
+		Sockets string `json:"sockets"`
 	} `json:"config"`
-	Offered float64 `json:"offered"`
-	LossPct float64 `json:"loss_pct"`
-	Latency struct {
+	Offered   float64 `json:"offered"`
+	GenPerPkt float64 `json:"gen_cpu_us_per_packet"`
+	LossPct   float64 `json:"loss_pct"`
+	Latency   struct {
 		P50 float64 `json:"p50_us"`
 		P99 float64 `json:"p99_us"`
 	} `json:"latency"`

@@ -373,10 +373,21 @@ func writeRelaySection(w io.Writer, b *bench) {
 	p("which it drives through rtpengine's ng control protocol (bencode over UDP: an offer and an answer per call). ")
 	p("Latency is one way, phone → relay → phone, send time to the far phone's read: it includes both kernels' loopback ")
 	p("delivery and the generator's own wake-up, the same for both relays. CPU is the relay process's (100%% = one core).\n\n")
+	switch b.relaySockets() {
+	case "shared":
+		p("The generator's phones share a few unconnected sockets, two per sender goroutine (one for the calls' A ends, ")
+		p("one for their B ends, so a call's two ends have different addresses), and move packets with sendmmsg and recvmmsg; ")
+		p("a packet's phone is told by the relay port it came from and its sender by a tag in the payload, so packets a relay ")
+		p("forwards to the wrong phone still count as misrouted. Each relay leg still receives one phone's packets from one address.\n\n")
+	case "phone":
+		p("Each of the generator's phones has a UDP socket of its own and sends and reads one packet per system call.\n\n")
+	default:
+		p("The runs do not all use the same generator socket mode (`config.sockets` in the raw JSON).\n\n")
+	}
 	writeCommands(w, b, "relay")
 	p("Medians of %d repetitions per row.\n\n", len(b.relay[us][maxCalls(b, us)]))
-	p("| Calls | Relay | Packets/s | Loss %% | p50 µs | p99 µs | CPU %% | CPU %% per 1,000 streams | CPU µs/packet | RSS KiB/call | Clean runs | Ratio packets per CPU-s (SB/rtpengine) |\n")
-	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| Calls | Relay | Packets/s | Loss %% | p50 µs | p99 µs | CPU %% | CPU %% per 1,000 streams | CPU µs/packet | RSS KiB/call | Generator sent %% | Generator CPU µs/packet | Clean runs | Ratio packets per CPU-s (SB/rtpengine) |\n")
+	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range b.relayCalls(us) {
 		for _, sys := range []string{us, refRelay} {
 			rs := b.relay[sys][c]
@@ -394,7 +405,7 @@ func writeRelaySection(w io.Writer, b *bench) {
 			if sys == us {
 				rat = ratio(b.relayRatio(refRelay, us, c, func(r relayResult) float64 { return r.RelayCPUPerPkt }))
 			}
-			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n", c, sys,
+			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n", c, sys,
 				num(med(func(r relayResult) float64 { return r.RelayPPSIn })),
 				fmt.Sprintf("%.3f", med(func(r relayResult) float64 { return r.LossPct })),
 				num(med(func(r relayResult) float64 { return r.Latency.P50 })),
@@ -402,11 +413,36 @@ func writeRelaySection(w io.Writer, b *bench) {
 				num(med(func(r relayResult) float64 { return r.RelayCPU })),
 				num(med(func(r relayResult) float64 { return r.RelayCPU * 1000 / float64(2*c) })),
 				num(med(func(r relayResult) float64 { return r.RelayCPUPerPkt })),
-				num(med(func(r relayResult) float64 { return r.KiBPerCallLoad })), clean, len(rs), rat)
+				num(med(func(r relayResult) float64 { return r.KiBPerCallLoad })),
+				num(med(func(r relayResult) float64 { return 100 * r.Offered })),
+				num(med(func(r relayResult) float64 { return r.GenPerPkt })), clean, len(rs), rat)
 		}
 	}
 	p("\nA run is clean when loss < 0.1%%, p99 < 1 ms and the generator sent at least 99%% of its schedule. ")
-	p("Packets/s counts what the relay forwarded. RSS per call is growth of the relay's resident memory per call at the end of the run.\n\n")
+	p("Packets/s counts what the relay forwarded. RSS per call is growth of the relay's resident memory per call at the end of the run. ")
+	p("Generator sent is the share of its schedule the generator sent in the window; its CPU per packet sent includes the kernel's ")
+	p("work in its system calls, which on loopback includes delivering each packet into the relay's socket.\n\n")
+}
+
+// relaySockets returns rtpload's socket mode if every relay run used the
+// same one ("phone" for runs that predate the field), else "".
+func (b *bench) relaySockets() string {
+	mode := ""
+	for _, byCalls := range b.relay {
+		for _, rs := range byCalls {
+			for _, r := range rs {
+				m := r.Config.Sockets
+				if m == "" {
+					m = "phone"
+				}
+				if mode != "" && m != mode {
+					return ""
+				}
+				mode = m
+			}
+		}
+	}
+	return mode
 }
 
 func writeGoSection(w io.Writer, b *bench) {
