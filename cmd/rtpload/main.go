@@ -12,6 +12,11 @@
 // rtpengine in userspace mode takes its place, driven through its ng control
 // protocol (ngrelay.go), for a side-by-side comparison.
 //
+// By default the phones share a few unconnected sockets and move packets with
+// sendmmsg and recvmmsg (shared.go), so that the generator costs less per
+// packet than the relay it measures; --sockets phone gives each phone a
+// socket of its own.
+//
 // All traffic stays on 127.0.0.1, and every load is bounded: see the limits
 // in genConfig.Validate.
 package main
