@@ -21,20 +21,26 @@ func TestGenRTPEngine(t *testing.T) {
 		t.Fatal("rtpengine is not installed: run scripts/bench-deps.sh")
 	}
 	defer goleak.VerifyNone(t)
-	const calls = 10
-	lo, hi := freePorts(t, 8*calls)
-	cfg := genConfig{Calls: calls, Relay: relayRTPEngine, Duration: 500 * time.Millisecond,
-		Warmup: 300 * time.Millisecond, Drain: 200 * time.Millisecond, Ports: fmt.Sprintf("%d-%d", lo, hi)}
-	var stderr bytes.Buffer
-	res, err := runGen(t.Context(), cfg, &stderr)
-	if err != nil {
-		t.Fatalf("runGen: %v\nrtpengine stderr: %s", err, stderr.String())
-	}
-	if res.Sent == 0 || res.Lost != 0 || res.Received != res.Sent || res.Misrouted != 0 {
-		t.Errorf("sent=%d received=%d lost=%d misrouted=%d, want every packet to reach the right phone",
-			res.Sent, res.Received, res.Lost, res.Misrouted)
-	}
-	if res.RelayPPSIn < 0.4*2*calls*50 || res.RelayCPU <= 0 || res.RSSBeforeKiB <= 0 {
-		t.Errorf("relay pps=%.0f cpu=%.1f%% rss=%d: rtpengine's counters were not read", res.RelayPPSIn, res.RelayCPU, res.RSSBeforeKiB)
+	// In the shared socket mode the A ends of all calls share one address
+	// (and the B ends another), which rtpengine must still keep apart.
+	for _, sockets := range []string{socketsShared, socketsPhone} {
+		t.Run(sockets, func(t *testing.T) {
+			const calls = 10
+			lo, hi := freePorts(t, 8*calls)
+			cfg := genConfig{Calls: calls, Relay: relayRTPEngine, Sockets: sockets, Duration: 500 * time.Millisecond,
+				Warmup: 300 * time.Millisecond, Drain: 200 * time.Millisecond, Ports: fmt.Sprintf("%d-%d", lo, hi)}
+			var stderr bytes.Buffer
+			res, err := runGen(t.Context(), cfg, &stderr)
+			if err != nil {
+				t.Fatalf("runGen: %v\nrtpengine stderr: %s", err, stderr.String())
+			}
+			if res.Sent == 0 || res.Lost != 0 || res.Received != res.Sent || res.Misrouted != 0 || res.Duplicates != 0 {
+				t.Errorf("sent=%d received=%d lost=%d misrouted=%d dup=%d, want every packet to reach the right phone once",
+					res.Sent, res.Received, res.Lost, res.Misrouted, res.Duplicates)
+			}
+			if res.RelayPPSIn < 0.4*2*calls*50 || res.RelayCPU <= 0 || res.RSSBeforeKiB <= 0 {
+				t.Errorf("relay pps=%.0f cpu=%.1f%% rss=%d: rtpengine's counters were not read", res.RelayPPSIn, res.RelayCPU, res.RSSBeforeKiB)
+			}
+		})
 	}
 }
