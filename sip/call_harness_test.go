@@ -775,6 +775,7 @@ type callOpts struct {
 	onStatus func(code int)  // called on each response
 	ctx      context.Context // cancelling it sends CANCEL
 	hdrs     []sip.Header    // extra headers of the INVITE
+	sdpExtra string          // lines appended to the offer
 }
 
 // call places a call to callee and waits for the final response; a 2xx is
@@ -825,7 +826,7 @@ func (p *testPhone) place(callee string, o callOpts) (*outCall, error) {
 	for _, h := range o.hdrs {
 		req.AppendHeader(h)
 	}
-	req.SetBody(p.offer("sendrecv"))
+	req.SetBody(append(p.offer("sendrecv"), o.sdpExtra...))
 	req.SetDestination(p.server)
 	req.SetTransport(p.transport)
 	oc := &outCall{p: p}

@@ -250,8 +250,7 @@ type statelessTx struct {
 
 var (
 	closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-	// errResponseTooBig mirrors sipgo's refusal to send a UDP response
-	// larger than the MTU allows (RFC 3261 §18.1.1).
+	// errResponseTooBig is an answer larger than a UDP datagram holds.
 	errResponseTooBig = errors.New("sip: response too large for UDP")
 	respBufs          = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 )
@@ -261,7 +260,7 @@ func (t *statelessTx) Respond(res *sip.Response) error {
 	defer respBufs.Put(buf)
 	buf.Reset()
 	res.StringWrite(buf)
-	if buf.Len() > sip.UDPMTUSize-200 {
+	if buf.Len() > maxUDPMessage {
 		return errResponseTooBig
 	}
 	if res.StatusCode >= 200 && t.final != nil {
