@@ -38,7 +38,7 @@ func ListenControl(ctx context.Context, path string) (net.Listener, error) {
 		return nil, errors.New("web: control socket: empty path")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("web: control socket: %w", err)
+		return nil, fmt.Errorf("web: control socket: %w (control.socket: choose a directory this user may create or write, such as the storage directory)", err)
 	}
 	if err := removeStale(ctx, path); err != nil {
 		return nil, err
