@@ -254,6 +254,11 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Fatalf("unknown command: %d %q", code, out.String())
 	}
 	out.Reset()
+	var errOut bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "-config") {
+		t.Fatalf("serve --help: %d stdout %q stderr %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
 	if code := run(context.Background(), nil, &out, &out); code != 2 || !strings.Contains(out.String(), "usage") {
 		t.Fatalf("no command: %d %q", code, out.String())
 	}

@@ -30,7 +30,7 @@ func main() {
 		// a second stops at once, SIGHUP reloads.
 		lc := newLifecycle()
 		lc.notifySignals()
-		os.Exit(serveCmd(context.Background(), os.Args[2:], os.Stderr, lc))
+		os.Exit(serveCmd(context.Background(), os.Args[2:], os.Stdout, os.Stderr, lc))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serveCmd(ctx, args[1:], stderr, nil)
+		return serveCmd(ctx, args[1:], stdout, stderr, nil)
 	case "ctl":
 		return ctlCmd(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":

@@ -26,11 +26,19 @@ const defaultConfig = "configs/switchboard.yaml"
 
 // serveCmd runs the server until ctx ends (at once) or, when lc is set,
 // until lc asks it to stop (after draining).
-func serveCmd(ctx context.Context, args []string, stderr io.Writer, lc *lifecycle) int {
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lc *lifecycle) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout) // asked for: usage on stdout, exit 0
+		}
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
