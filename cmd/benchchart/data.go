@@ -52,6 +52,8 @@ type relayResult struct {
 		// rtpload before the shared mode have none and had a socket per
 		// phone.
 		Sockets string `json:"sockets"`
+		// KernelTime: arrival times are the kernel's receive times.
+		KernelTime bool `json:"kernel_time"`
 	} `json:"config"`
 	Offered   float64 `json:"offered"`
 	GenPerPkt float64 `json:"gen_cpu_us_per_packet"`

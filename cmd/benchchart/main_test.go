@@ -120,6 +120,7 @@ func TestReport(t *testing.T) {
 		// The relay table: generator sent 99.5% at 4.5 µs per packet.
 		"| 2000 | rtpengine | 1000 | 0.000 | 100 | 2000 | 10.0 | 2.50 | 30.0 | 30.0 | 99.5 | 4.50 | 0/3 |  |",
 		"The generator's phones share a few unconnected sockets",
+		"send time to the far phone's read",
 		"| media | BenchmarkRelayForward/window=1 | 3 | 16000 | 0.00 | 0.00 |",
 		"- switchboard: `sipp -sf sipp/register_auth.xml`",
 		"## Why\n\nBecause.",

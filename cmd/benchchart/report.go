@@ -371,8 +371,14 @@ func writeRelaySection(w io.Writer, b *bench) {
 	p("`rtpload` plays both phones of N concurrent calls (50 packets/s each way, 172-byte PCMU RTP, 20 ms) on 127.0.0.1 ")
 	p("against Switchboard's relay (media.Relay in a child process) and against rtpengine in userspace mode (`--table=-1`), ")
 	p("which it drives through rtpengine's ng control protocol (bencode over UDP: an offer and an answer per call). ")
-	p("Latency is one way, phone → relay → phone, send time to the far phone's read: it includes both kernels' loopback ")
-	p("delivery and the generator's own wake-up, the same for both relays. CPU is the relay process's (100%% = one core).\n\n")
+	if b.relayKernelTime() {
+		p("Latency is one way, phone → relay → phone, send time to the kernel's receive time at the far phone's socket ")
+		p("(SO_TIMESTAMPNS; on loopback that is within the relay's send): it includes the loopback delivery into the relay ")
+		p("and leaves out the generator's own wake-up and read, the same for both relays. CPU is the relay process's (100%% = one core).\n\n")
+	} else {
+		p("Latency is one way, phone → relay → phone, send time to the far phone's read: it includes both kernels' loopback ")
+		p("delivery and the generator's own wake-up, the same for both relays. CPU is the relay process's (100%% = one core).\n\n")
+	}
 	switch b.relaySockets() {
 	case "shared":
 		p("The generator's phones share a few unconnected sockets, two per sender goroutine (one for the calls' A ends, ")
@@ -422,6 +428,23 @@ func writeRelaySection(w io.Writer, b *bench) {
 	p("Packets/s counts what the relay forwarded. RSS per call is growth of the relay's resident memory per call at the end of the run. ")
 	p("Generator sent is the share of its schedule the generator sent in the window; its CPU per packet sent includes the kernel's ")
 	p("work in its system calls, which on loopback includes delivering each packet into the relay's socket.\n\n")
+}
+
+// relayKernelTime reports whether every relay run took arrival times from
+// the kernel.
+func (b *bench) relayKernelTime() bool {
+	n := 0
+	for _, byCalls := range b.relay {
+		for _, rs := range byCalls {
+			for _, r := range rs {
+				if !r.Config.KernelTime {
+					return false
+				}
+				n++
+			}
+		}
+	}
+	return n > 0
 }
 
 // relaySockets returns rtpload's socket mode if every relay run used the

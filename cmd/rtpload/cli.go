@@ -20,6 +20,7 @@ func loadFlags(fs *flag.FlagSet, cfg *genConfig, addr *string) {
 	fs.DurationVar(&cfg.Drain, "drain", 500*time.Millisecond, "wait for packets in flight after the window; later ones count as lost")
 	fs.DurationVar(&cfg.Slot, "slot", 0, "round the phones' send times to multiples of this `duration`, so senders send a slot's packets together (0: evenly spread)")
 	fs.StringVar(&cfg.Sockets, "sockets", socketsShared, `how phones reach the network: "shared" (a few unconnected sockets, sendmmsg/recvmmsg) or "phone" (a connected socket per phone)`)
+	fs.BoolVar(&cfg.KernelTime, "kernel-time", false, "with --sockets shared: a packet's arrival is the kernel's receive time, not the reader's clock (latency leaves out the generator's wake-up)")
 	fs.IntVar(&cfg.Senders, "senders", 0, "sender goroutines (default GOMAXPROCS)")
 	fs.StringVar(&cfg.Readers, "readers", readersEpoll, `how the phones read: "epoll" (few goroutines) or "goroutine" (one per socket)`)
 	fs.BoolVar(&cfg.Direct, "direct", false, "no relay: phones send to each other (the generator's own ceiling)")

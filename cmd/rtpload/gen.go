@@ -60,6 +60,15 @@ type genConfig struct {
 	// shared.go) or "phone" (a connected socket per phone, one system call
 	// per packet).
 	Sockets string `json:"sockets"`
+	// KernelTime, in the shared socket mode, takes a packet's arrival
+	// time from the kernel (SO_TIMESTAMPNS: when the packet was queued on
+	// the phone's socket, which on loopback is within the relay's send)
+	// instead of the reader's clock after it read the packet, so that
+	// latency leaves out the generator's own wake-up and reading. The
+	// kernel turns receive timestamps on from a work queue shortly after
+	// the first socket asks; a packet queued before then gets the time of
+	// its read, which only the start of the warm-up can see.
+	KernelTime bool `json:"kernel_time"`
 	// Readers is how the phones read in the phone socket mode: "epoll"
 	// (default: GOMAXPROCS goroutines on epoll instances) or "goroutine"
 	// (one per socket). The shared mode has a reader per shared socket.
@@ -170,6 +179,9 @@ func (c genConfig) Validate() error {
 	}
 	if c.Sockets != socketsShared && c.Sockets != socketsPhone {
 		errs = append(errs, fmt.Errorf("sockets %q is not %q or %q", c.Sockets, socketsShared, socketsPhone))
+	}
+	if c.KernelTime && c.Sockets != socketsShared {
+		errs = append(errs, fmt.Errorf("kernel time needs sockets %q, not %q", socketsShared, c.Sockets))
 	}
 	if c.Readers != readersEpoll && c.Readers != readersGoroutine {
 		errs = append(errs, fmt.Errorf("readers %q is not %q or %q", c.Readers, readersEpoll, readersGoroutine))
@@ -356,7 +368,7 @@ func (r *loadRun) makePhones() error {
 	period := r.cfg.period()
 	if r.cfg.Sockets == socketsShared {
 		for range 2 * r.cfg.Senders {
-			s, err := newSharedSocket(r.cfg.Addr)
+			s, err := newSharedSocket(r.cfg.Addr, r.cfg.KernelTime)
 			if err != nil {
 				return err
 			}
@@ -504,7 +516,7 @@ func (r *loadRun) startReaders() (stop func(), err error) {
 	var wg sync.WaitGroup
 	if r.socks != nil {
 		for _, s := range r.socks {
-			wg.Go(func() { s.readLoop(&r.router, r.now, r.winStart, &r.latency) })
+			wg.Go(func() { s.readLoop(&r.router, r.epoch, r.winStart, &r.latency) })
 		}
 		return func() {
 			for _, s := range r.socks {

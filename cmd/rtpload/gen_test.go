@@ -25,6 +25,7 @@ func TestGenRun(t *testing.T) {
 	tests := map[string]genConfig{
 		"relay shared sockets":         {Sockets: socketsShared, Duration: time.Second},
 		"relay shared sockets slotted": {Sockets: socketsShared, Slot: time.Millisecond, Senders: 3, Duration: 400 * time.Millisecond},
+		"relay shared kernel time":     {Sockets: socketsShared, KernelTime: true, Duration: 400 * time.Millisecond},
 		"relay epoll readers":          {Sockets: socketsPhone, Readers: readersEpoll, Duration: 400 * time.Millisecond},
 		"relay goroutine readers":      {Sockets: socketsPhone, Readers: readersGoroutine, Duration: 400 * time.Millisecond},
 		"direct shared sockets":        {Sockets: socketsShared, Direct: true, Duration: 400 * time.Millisecond},
@@ -209,6 +210,8 @@ func TestGenConfigValidate(t *testing.T) {
 		"goroutine readers": {func(c *genConfig) { c.Readers = readersGoroutine }, true},
 		"phone sockets":     {func(c *genConfig) { c.Sockets = socketsPhone }, true},
 		"unknown sockets":   {func(c *genConfig) { c.Sockets = "many" }, false},
+		"kernel time":       {func(c *genConfig) { c.KernelTime = true }, true},
+		"kernel time phone": {func(c *genConfig) { c.Sockets, c.KernelTime = socketsPhone, true }, false},
 		"slot":              {func(c *genConfig) { c.Slot = time.Millisecond }, true},
 		"negative slot":     {func(c *genConfig) { c.Slot = -time.Millisecond }, false},
 		"slot over period":  {func(c *genConfig) { c.Slot = 21 * time.Millisecond }, false},

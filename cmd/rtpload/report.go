@@ -56,6 +56,9 @@ type result struct {
 	Malformed  uint64  `json:"malformed"`
 	SendErrors uint64  `json:"send_errors"`
 	ReadErrors uint64  `json:"read_errors"`
+	// NoKernelTime counts packets that came without a kernel receive time
+	// when one was asked for (KernelTime); they arrived at the read.
+	NoKernelTime uint64 `json:"no_kernel_time,omitempty"`
 
 	// Latency is one way, phone to phone through the relay: send time to
 	// the reader's wake-up. SendLag is how late the generator sent against
@@ -127,6 +130,7 @@ func (res *result) fill(r *loadRun, s0, s1 sample) {
 		res.Misrouted += s.stray
 		res.Malformed += s.malformed
 		res.ReadErrors += s.readErrors
+		res.NoKernelTime += s.noKernTime
 	}
 	if res.Sent > res.Received {
 		res.Lost = res.Sent - res.Received

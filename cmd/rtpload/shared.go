@@ -75,6 +75,8 @@ type sharedSocket struct {
 	in         mmsgs
 	from       [mmsgBatch]unix.RawSockaddrInet4
 	bufs       []byte // mmsgBatch buffers of readBufSize
+	ctrl       []byte // mmsgBatch control buffers of ctrlSize, with kernel receive times
+	noKernTime uint64 // packets that came without a kernel receive time
 	nIn        int
 	inErr      syscall.Errno
 	recv       func(epfd uintptr) bool
@@ -83,6 +85,10 @@ type sharedSocket struct {
 	readErrors uint64
 }
 
+// ctrlSize is the control buffer of one received message: room for one
+// SCM_TIMESTAMPNS message (a struct timespec).
+var ctrlSize = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
+
 // mmsgs is the message vector of one sendmmsg or recvmmsg.
 type mmsgs struct {
 	hdrs [mmsgBatch]unix.Mmsghdr
@@ -90,13 +96,15 @@ type mmsgs struct {
 }
 
 // newSharedSocket binds an unconnected socket on an ephemeral port of addr.
-func newSharedSocket(addr netip.Addr) (*sharedSocket, error) {
+// With kernelTime, the kernel stamps each datagram it queues on the socket
+// with its receive time (SO_TIMESTAMPNS).
+func newSharedSocket(addr netip.Addr, kernelTime bool) (*sharedSocket, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, fmt.Errorf("shared socket: %w", err)
 	}
 	s := &sharedSocket{fd: fd}
-	if err := s.setup(addr); err != nil {
+	if err := s.setup(addr, kernelTime); err != nil {
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("shared socket: %w", err)
 	}
@@ -114,12 +122,20 @@ func newSharedSocket(addr netip.Addr) (*sharedSocket, error) {
 		h.Iov, h.Iovlen = &s.in.iovs[j], 1
 		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&s.from[j])), unix.SizeofSockaddrInet4
 	}
+	if kernelTime {
+		s.ctrl = make([]byte, mmsgBatch*ctrlSize)
+		for j := range mmsgBatch {
+			h := &s.in.hdrs[j].Hdr
+			h.Control = &s.ctrl[j*ctrlSize]
+			h.SetControllen(ctrlSize)
+		}
+	}
 	return s, nil
 }
 
 // setup binds the socket, sizes its receive buffer and creates its epoll
 // instance; on error the caller closes fd (and setup what it made).
-func (s *sharedSocket) setup(addr netip.Addr) error {
+func (s *sharedSocket) setup(addr netip.Addr, kernelTime bool) error {
 	if err := unix.Bind(s.fd, &unix.SockaddrInet4{Addr: addr.Unmap().As4()}); err != nil {
 		return fmt.Errorf("bind %s: %w", addr, err)
 	}
@@ -134,6 +150,11 @@ func (s *sharedSocket) setup(addr netip.Addr) error {
 	s.addr = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(sa4.Port))
 	if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sharedSocketBuffer); err != nil {
 		return fmt.Errorf("%s: SO_RCVBUF: %w", s.addr, err)
+	}
+	if kernelTime {
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+			return fmt.Errorf("%s: SO_TIMESTAMPNS: %w", s.addr, err)
+		}
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -280,15 +301,19 @@ func (rt *sharedRouter) phoneFor(s *sharedSocket, src *unix.RawSockaddrInet4, b 
 	return rt.phones[i]
 }
 
-// readLoop reads the socket until it is closed.
-func (s *sharedSocket) readLoop(rt *sharedRouter, clock func() time.Duration, winStart time.Duration, lat *histogram) {
+// readLoop reads the socket until it is stopped. A packet arrives when the
+// reader has it (clock after recvmmsg returns) or, with kernel receive
+// times, when the kernel queued it on the socket, converted to the run's
+// clock (epoch is the run's start).
+func (s *sharedSocket) readLoop(rt *sharedRouter, epoch time.Time, winStart time.Duration, lat *histogram) {
 	failures := 0
 	for {
 		s.nIn, s.inErr = 0, 0
 		if err := s.epConn.Read(s.recv); err != nil {
 			return // stopped
 		}
-		now := clock()
+		t := time.Now()
+		now := t.Sub(epoch)
 		if s.inErr != 0 {
 			s.readErrors++
 			if failures++; failures > maxReadFails {
@@ -300,10 +325,14 @@ func (s *sharedSocket) readLoop(rt *sharedRouter, clock func() time.Duration, wi
 		for j := range s.nIn {
 			b := s.bufs[j*readBufSize : j*readBufSize+int(s.in.hdrs[j].Len)]
 			s.in.hdrs[j].Hdr.Namelen = unix.SizeofSockaddrInet4
+			at := now
+			if s.ctrl != nil {
+				at = s.kernelTime(j, t, now)
+			}
 			p := rt.phoneFor(s, &s.from[j], b)
 			switch {
 			case p != nil:
-				p.receive(b, now, winStart, lat)
+				p.receive(b, at, winStart, lat)
 			case len(b) < minSize:
 				s.malformed++
 			default:
@@ -311,6 +340,28 @@ func (s *sharedSocket) readLoop(rt *sharedRouter, clock func() time.Duration, wi
 			}
 		}
 	}
+}
+
+// kernelTime returns message j's kernel receive time on the run's clock,
+// given the wall and run clocks read together after the read (t, now): the
+// kernel's time is wall-clock time, so the run's clock is now minus how long
+// ago that was. A message without it arrived at now.
+func (s *sharedSocket) kernelTime(j int, t time.Time, now time.Duration) time.Duration {
+	h := &s.in.hdrs[j].Hdr
+	n := int(h.Controllen)
+	h.SetControllen(ctrlSize)
+	c := s.ctrl[j*ctrlSize : (j+1)*ctrlSize]
+	if n < unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) || n > len(c) {
+		s.noKernTime++
+		return now
+	}
+	cm := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+	if cm.Level != unix.SOL_SOCKET || cm.Type != unix.SCM_TIMESTAMPNS {
+		s.noKernTime++
+		return now
+	}
+	ts := (*unix.Timespec)(unsafe.Pointer(&c[unix.CmsgLen(0)]))
+	return now - time.Duration(t.UnixNano()-ts.Nano())
 }
 
 // stopReader closes the epoll instance, which ends readLoop.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -116,4 +117,63 @@ func queued(t *testing.T, s *sharedSocket) bool {
 		t.Fatalf("SIOCINQ: %v", err)
 	}
 	return n > 0
+}
+
+// TestSharedKernelTime checks where a packet's arrival time comes from: a
+// packet is stamped, sent and left in the socket for 50 ms before the reader
+// starts. Read at the reader's clock its latency includes the wait; with
+// kernel receive times it does not.
+func TestSharedKernelTime(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const wait = 50 * time.Millisecond
+	for _, kernel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kernel=%v", kernel), func(t *testing.T) {
+			r := &loadRun{cfg: genConfig{Calls: 1, Senders: 1, Duration: time.Second, KernelTime: kernel}.withDefaults(), epoch: time.Now()}
+			if err := r.cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.makePhones(); err != nil {
+				t.Fatal(err)
+			}
+			defer r.closePhones()
+			// The kernel turns receive timestamps on from a work queue,
+			// shortly after the first socket asks for them.
+			time.Sleep(wait)
+			leg, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer leg.Close()
+			port := leg.LocalAddr().(*net.UDPAddr).Port
+			if err := r.connectPhones([]legPorts{{a: port - 2, b: port}}); err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, r.cfg.Size)
+			binary.BigEndian.PutUint64(b[tagSendTime:], uint64(r.now()))
+			binary.BigEndian.PutUint32(b[tagSender:], 0)
+			if _, err := leg.WriteToUDPAddrPort(b, r.socks[1].addr); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(wait)
+			stop, err := r.startReaders()
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for queued(t, r.socks[1]) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			stop()
+			if r.phones[1].rx.Received != 1 || r.latency.Count() != 1 {
+				t.Fatalf("received %d, latencies %d; want 1", r.phones[1].rx.Received, r.latency.Count())
+			}
+			lat := r.latency.Max()
+			if kernel && (lat >= wait/2 || r.socks[1].noKernTime != 0) {
+				t.Errorf("latency %s with kernel receive times (%d without), want well under %s", lat, r.socks[1].noKernTime, wait)
+			}
+			if !kernel && lat < wait {
+				t.Errorf("latency %s at the read, want at least %s", lat, wait)
+			}
+		})
+	}
 }
