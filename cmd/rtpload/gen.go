@@ -629,9 +629,7 @@ func (r *loadRun) sendLoopShared(ctx context.Context, k int) {
 					return
 				}
 			}
-			if p.sock.queue(p, due) {
-				p.sock.flush(r)
-			}
+			p.sock.queue(r, p, due)
 		}
 	}
 }

@@ -53,6 +53,7 @@ type phone struct {
 	seq        uint32
 	tsStep     uint32 // RTP timestamp increment per packet
 	sentWindow uint64 // packets written in the measurement window
+	queued     bool   // shared mode: the packet in pkt waits in a batch
 	sendErrors uint64
 	_          cpu.CacheLinePad
 

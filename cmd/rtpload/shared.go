@@ -183,16 +183,23 @@ func (p *phone) setDst(dst netip.AddrPort) {
 	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&p.dst.Port))[:], dst.Port())
 }
 
-// queue adds p's next packet, due at due, to the socket's next sendmmsg and
-// reports whether the batch is full.
-func (s *sharedSocket) queue(p *phone, due time.Duration) (full bool) {
+// queue adds p's next packet, due at due, to the socket's next sendmmsg,
+// and sends the batch when it is full. A sender more than a period behind
+// could queue a phone twice; since the kernel reads both packets from the
+// phone's one buffer at the send, the batch holding the first goes first.
+func (s *sharedSocket) queue(r *loadRun, p *phone, due time.Duration) {
+	if p.queued {
+		s.flush(r)
+	}
 	j := s.nOut
 	s.out.iovs[j].Base = &p.pkt[0]
 	s.out.iovs[j].SetLen(len(p.pkt))
 	s.out.hdrs[j].Hdr.Name = (*byte)(unsafe.Pointer(&p.dst))
 	s.outPhone[j], s.outDue[j] = p, due
-	s.nOut++
-	return s.nOut == mmsgBatch
+	p.queued = true
+	if s.nOut++; s.nOut == mmsgBatch {
+		s.flush(r)
+	}
 }
 
 // flush stamps the queued packets with the run's time and sends them, unless
@@ -217,7 +224,10 @@ func (s *sharedSocket) flush(r *loadRun) {
 		s.sendFrom = 0
 		s.doSend()
 	}
-	clear(s.outPhone[:s.nOut])
+	for j, p := range s.outPhone[:s.nOut] {
+		p.queued = false
+		s.outPhone[j] = nil
+	}
 	s.nOut = 0
 }
 

@@ -41,20 +41,27 @@ func TestSharedSocketRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Sending: phone 0's packet leaves socket 0 for leg 0 with its tag.
-	if full := r.socks[0].queue(r.phones[0], r.now()); full {
-		t.Fatal("a batch of one is full")
-	}
+	// Sending: phone 0's packets leave socket 0 for leg 0 with its tag.
+	// Queued twice (a sender a period behind), they still carry their own
+	// sequence numbers.
+	r.socks[0].queue(r, r.phones[0], r.now())
+	r.socks[0].queue(r, r.phones[0], r.now())
 	r.socks[0].flush(r)
 	buf := make([]byte, readBufSize)
 	_ = legs[0].SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, src, err := legs[0].ReadFromUDPAddrPort(buf)
-	if err != nil {
-		t.Fatalf("leg 0 read: %v", err)
+	for seq := range uint32(2) {
+		n, src, err := legs[0].ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("leg 0 read: %v", err)
+		}
+		sender, got := binary.BigEndian.Uint32(buf[tagSender:]), binary.BigEndian.Uint32(buf[tagSeq:])
+		if src != r.socks[0].addr || n != r.cfg.Size || sender != 0 || got != seq {
+			t.Fatalf("leg 0 got %d bytes from %s tagged %d seq %d, want %d from %s tagged 0 seq %d",
+				n, src, sender, got, r.cfg.Size, r.socks[0].addr, seq)
+		}
 	}
-	if src != r.socks[0].addr || n != r.cfg.Size || binary.BigEndian.Uint32(buf[tagSender:]) != 0 || r.phones[0].sentWindow != 1 {
-		t.Fatalf("leg 0 got %d bytes from %s tagged %d (sent %d), want %d from %s tagged 0",
-			n, src, binary.BigEndian.Uint32(buf[tagSender:]), r.phones[0].sentWindow, r.cfg.Size, r.socks[0].addr)
+	if r.phones[0].sentWindow != 2 {
+		t.Fatalf("phone 0 sent %d, want 2", r.phones[0].sentWindow)
 	}
 
 	packet := func(sender uint32, seq uint32) []byte {
