@@ -562,8 +562,10 @@ func (r *loadRun) startReaders() (stop func(), err error) {
 
 // sendLoop sends the packets of phones k, k+Senders, k+2*Senders, … on
 // schedule until the end of the window: each phone at its offset in every
-// period. Timers wake it about once a millisecond; it then sends every packet
-// that is due, so sends are spread over the period in 1 ms slots. A sender
+// period. A timer wakes it for the next packet; it then sends every packet
+// that is due. How soon a short timer fires depends on the process: the
+// runtime's poller sleeps in whole milliseconds unless a packet arriving
+// wakes it first, which under load happens every few microseconds. A sender
 // that falls behind sends late (see the lag histogram) and does not skip
 // packets; what it has not sent when the window ends is not sent.
 func (r *loadRun) sendLoop(ctx context.Context, k int) {

@@ -30,10 +30,10 @@ import (
 //
 // What a relay sees per call does not change: each leg receives one phone's
 // packets, at the same rate and size, from one address. What changes is that
-// the A phones of many calls share that address, and that a sender's packets
-// of one millisecond reach the kernel in one burst instead of one system
-// call at a time (the old mode also sent them back to back on each timer
-// wake-up).
+// the A phones of many calls share that address, and that packets due
+// together (those a sender finds due when it wakes, all of a slot's with
+// genConfig.Slot) reach the kernel in one sendmmsg instead of one system
+// call each; they left back to back before as well.
 //
 // The sockets are not handed to Go's poller, which would watch them for
 // writing as well: on loopback every datagram sent gives its send buffer
