@@ -23,7 +23,7 @@ type callListOutput struct {
 // callKey orders calls oldest first, ties by ID, as a string that sorts
 // the same way.
 func callKey(c Call) string {
-	return fmt.Sprintf("%020d|%s", c.StartedAt.UnixNano(), c.ID)
+	return fmt.Sprintf("%020d|%s", c.StartedAt.Time().UnixNano(), c.ID)
 }
 
 func (s *Server) registerCalls(api huma.API) {

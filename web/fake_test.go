@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/jsontime"
 )
 
 // fakeService is an in-memory Service. err, when set, fails every call.
@@ -60,7 +62,7 @@ func (f *fakeService) CreateUser(_ context.Context, nu NewUser) (User, error) {
 		return User{}, ErrExists
 	}
 	now := time.Now().UTC()
-	u := User{Name: nu.Name, DisplayName: nu.DisplayName, CreatedAt: now, UpdatedAt: now}
+	u := User{Name: nu.Name, DisplayName: nu.DisplayName, CreatedAt: jsontime.Millis(now), UpdatedAt: jsontime.Millis(now)}
 	f.users[nu.Name] = u
 	return u, nil
 }
@@ -140,7 +142,7 @@ func (f *fakeService) Originate(_ context.Context, from, to string) (Originate, 
 	if _, ok := f.users[from]; !ok {
 		return Originate{}, ErrNotFound
 	}
-	return Originate{ID: "orig-1", From: from, To: to, State: "ringing", StartedAt: time.Now()}, nil
+	return Originate{ID: "orig-1", From: from, To: to, State: "ringing", StartedAt: jsontime.Millis(time.Now())}, nil
 }
 
 func (f *fakeService) Records(_ context.Context, flt RecordFilter) ([]Record, error) {
@@ -157,7 +159,7 @@ func (f *fakeService) Records(_ context.Context, flt RecordFilter) ([]Record, er
 	var out []Record
 	for _, r := range f.records[start:] {
 		if (flt.User == "" || r.Caller == flt.User || r.Callee == flt.User) && (flt.Result == "" || r.Result == flt.Result) &&
-			(flt.Since.IsZero() || !r.StartedAt.Before(flt.Since)) && (flt.Until.IsZero() || r.StartedAt.Before(flt.Until)) {
+			(flt.Since.IsZero() || !r.StartedAt.Time().Before(flt.Since)) && (flt.Until.IsZero() || r.StartedAt.Time().Before(flt.Until)) {
 			out = append(out, r)
 		}
 		if len(out) == flt.Limit {

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/switchboard/switchboard/internal/jsontime"
 )
 
 // Errors of Originate, each mapping to one HTTP status.
@@ -30,12 +31,12 @@ type OriginateRequest struct {
 
 // Originate is a click-to-call in progress.
 type Originate struct {
-	ID        string    `json:"id"`
-	From      string    `json:"from"`
-	To        string    `json:"to"`
-	State     string    `json:"state" enum:"ringing,calling,answered" doc:"ringing: the devices of from ring; calling: from answered, to is being called; answered: both are connected."`
-	CallID    string    `json:"call_id,omitempty" doc:"The call from → to in /api/v1/calls, once it is placed."`
-	StartedAt time.Time `json:"started_at"`
+	ID        string          `json:"id"`
+	From      string          `json:"from"`
+	To        string          `json:"to"`
+	State     string          `json:"state" enum:"ringing,calling,answered" doc:"ringing: the devices of from ring; calling: from answered, to is being called; answered: both are connected."`
+	CallID    string          `json:"call_id,omitempty" doc:"The call from → to in /api/v1/calls, once it is placed."`
+	StartedAt jsontime.Millis `json:"started_at"`
 }
 
 // Originator places click-to-calls.

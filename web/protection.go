@@ -3,10 +3,11 @@ package web
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard/switchboard/internal/jsontime"
 )
 
 // Protection is the SIP abuse protection as the API and the metrics see
@@ -30,11 +31,11 @@ type ProtectionState struct {
 
 // Ban is a source address that may not talk to the server for a while.
 type Ban struct {
-	Address  string    `json:"address" doc:"The banned IP address."`
-	Reason   string    `json:"reason" doc:"scanner, authentication failures or request rate."`
-	Since    time.Time `json:"since"`
-	Until    time.Time `json:"until"`
-	Offences int       `json:"offences" doc:"Bans of this address within a day, this one included: each doubles the ban time."`
+	Address  string          `json:"address" doc:"The banned IP address."`
+	Reason   string          `json:"reason" doc:"scanner, authentication failures or request rate."`
+	Since    jsontime.Millis `json:"since"`
+	Until    jsontime.Millis `json:"until"`
+	Offences int             `json:"offences" doc:"Bans of this address within a day, this one included: each doubles the ban time."`
 }
 
 type protectionOutput struct {

@@ -24,7 +24,7 @@ func (s *Server) registerRegistrations(api huma.API) {
 			}
 			now := s.now()
 			for i := range regs {
-				regs[i].ExpiresIn = max(0, int64(regs[i].ExpiresAt.Sub(now).Seconds()))
+				regs[i].ExpiresIn = max(0, int64(regs[i].ExpiresAt.Time().Sub(now).Seconds()))
 			}
 			return &registrationListOutput{Body: pageOf(regs, func(r Registration) string { return r.ID }, in.Limit, after)}, nil
 		})

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/switchboard/switchboard/internal/jsontime"
 )
 
 type statusOutput struct {
@@ -59,7 +61,7 @@ func (s *Server) status(ctx context.Context) (Status, error) {
 	}
 	return Status{
 		Version:       s.cfg.Version,
-		StartedAt:     s.started,
+		StartedAt:     jsontime.Millis(s.started),
 		UptimeSeconds: int64(s.now().Sub(s.started).Seconds()),
 		Ready:         s.ready.Load(),
 		Users:         len(users),

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/web/webtest"
 )
 
@@ -273,7 +274,7 @@ func TestPagination(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 5 {
 		e.svc.records = append(e.svc.records, Record{ID: string(rune('z' - i)), Caller: "1001", Callee: "1002",
-			StartedAt: base.Add(-time.Duration(i) * time.Minute), Result: "answered"})
+			StartedAt: jsontime.Millis(base.Add(-time.Duration(i) * time.Minute)), Result: "answered"})
 	}
 	var p1, p2 Page[Record]
 	e.api("GET", "/api/v1/records?limit=3", nil, 200, &p1)
@@ -293,11 +294,11 @@ func TestCallsAndRegistrationsAPI(t *testing.T) {
 	e := newEnv(t)
 	now := time.Now().UTC()
 	e.svc.regs = []Registration{{ID: "1001|sip:1001@127.0.0.1:5070", User: "1001", Contact: "sip:1001@127.0.0.1:5070",
-		Source: "127.0.0.1:5070", Transport: "UDP", ExpiresAt: now.Add(time.Minute)}}
+		Source: "127.0.0.1:5070", Transport: "UDP", ExpiresAt: jsontime.Millis(now.Add(time.Minute))}}
 	e.svc.calls = []Call{
-		{ID: "c2", Caller: "1001", Callee: "1002", State: "answered", StartedAt: now, AnsweredAt: now,
+		{ID: "c2", Caller: "1001", Callee: "1002", State: "answered", StartedAt: jsontime.Millis(now), AnsweredAt: jsontime.Millis(now),
 			Legs: []CallLeg{{Name: "caller", RelayPort: 20000, Remote: "127.0.0.1:4000"}, {Name: "callee", RelayPort: 20002}}},
-		{ID: "c1", Caller: "1003", Callee: "1002", State: "ringing", StartedAt: now.Add(-time.Second)},
+		{ID: "c1", Caller: "1003", Callee: "1002", State: "ringing", StartedAt: jsontime.Millis(now.Add(-time.Second))},
 	}
 	var regs Page[Registration]
 	e.api("GET", "/api/v1/registrations", nil, 200, &regs)
@@ -419,9 +420,9 @@ func TestMetrics(t *testing.T) {
 func TestEveryOperationChecked(t *testing.T) {
 	e := newEnv(t)
 	e.svc.users["a"] = User{Name: "a"}
-	e.svc.regs = []Registration{{ID: "a|x", ExpiresAt: time.Now()}}
-	e.svc.calls = []Call{{ID: "c", State: "ringing", StartedAt: time.Now()}}
-	e.svc.records = []Record{{ID: "r", StartedAt: time.Now()}}
+	e.svc.regs = []Registration{{ID: "a|x", ExpiresAt: jsontime.Millis(time.Now())}}
+	e.svc.calls = []Call{{ID: "c", State: "ringing", StartedAt: jsontime.Millis(time.Now())}}
+	e.svc.records = []Record{{ID: "r", StartedAt: jsontime.Millis(time.Now())}}
 	for _, r := range []struct {
 		method, path string
 		body         any
@@ -474,4 +475,46 @@ func TestServeShutsDown(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// Times in API bodies have exactly three fractional digits, as event and
+// webhook times do, and the document still calls them date-time strings.
+func TestAPITimesHaveMilliseconds(t *testing.T) {
+	e := newEnv(t)
+	started := time.Date(2026, 11, 26, 10, 8, 35, 670_000_000, time.UTC)
+	answered := time.Date(2026, 11, 26, 10, 8, 36, 0, time.UTC)
+	e.svc.records = []Record{{ID: "r1", Caller: "1001", Callee: "1002", Result: "answered",
+		StartedAt: jsontime.Millis(started), AnsweredAt: jsontime.Millis(answered), EndedAt: jsontime.Millis(answered.Add(1500 * time.Microsecond))}}
+	res, body := e.raw("GET", "/api/v1/records", testToken, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("records: %d %s", res.StatusCode, body)
+	}
+	for _, want := range []string{`"started_at":"2026-11-26T10:08:35.670Z"`, `"answered_at":"2026-11-26T10:08:36.000Z"`, `"ended_at":"2026-11-26T10:08:36.001Z"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("records body lacks %s: %s", want, body)
+		}
+	}
+	var rec Page[Record]
+	e.api("GET", "/api/v1/records", nil, 200, &rec) // also validated against the document
+	if len(rec.Items) != 1 || !rec.Items[0].StartedAt.Time().Equal(started) {
+		t.Fatalf("records decoded as %+v", rec.Items)
+	}
+	_, doc := e.raw("GET", "/api/v1/openapi.json", "", nil)
+	var d struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Type   any    `json:"type"`
+					Format string `json:"format"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	p := d.Components.Schemas["Record"].Properties["started_at"]
+	if p.Type != "string" || p.Format != "date-time" {
+		t.Fatalf("Record.started_at in the document: %+v", p)
+	}
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard/switchboard/internal/jsontime"
 )
 
 // WebhookStatus is the delivery state of one webhook.
@@ -21,11 +22,11 @@ type WebhookStatus struct {
 	Delivered  int    `json:"delivered" doc:"Events delivered (still kept; older ones are pruned)."`
 	Expired    int    `json:"expired" doc:"Events given up after the retry period (events.retry_period)."`
 	// The head of the queue: it holds back the events after it.
-	OldestPendingAt time.Time `json:"oldest_pending_at,omitzero" doc:"When the oldest pending event happened; absent when none is pending."`
-	Attempts        int       `json:"attempts" doc:"Failed attempts to deliver the oldest pending event."`
-	NextAttemptAt   time.Time `json:"next_attempt_at,omitzero" doc:"When it is tried next; absent when due now or nothing is pending."`
-	LastError       string    `json:"last_error,omitempty" doc:"Why its last attempt failed."`
-	LastDeliveredAt time.Time `json:"last_delivered_at,omitzero" doc:"When an event was last delivered."`
+	OldestPendingAt jsontime.Millis `json:"oldest_pending_at,omitzero" doc:"When the oldest pending event happened; absent when none is pending."`
+	Attempts        int             `json:"attempts" doc:"Failed attempts to deliver the oldest pending event."`
+	NextAttemptAt   jsontime.Millis `json:"next_attempt_at,omitzero" doc:"When it is tried next; absent when due now or nothing is pending."`
+	LastError       string          `json:"last_error,omitempty" doc:"Why its last attempt failed."`
+	LastDeliveredAt jsontime.Millis `json:"last_delivered_at,omitzero" doc:"When an event was last delivered."`
 }
 
 // Webhooks reports webhook delivery state. It is optional: without it the
@@ -101,7 +102,7 @@ func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descWebhookAttempts, prometheus.GaugeValue, float64(w.Attempts), label)
 		age := 0.0
 		if !w.OldestPendingAt.IsZero() {
-			age = max(0, now.Sub(w.OldestPendingAt).Seconds())
+			age = max(0, now.Sub(w.OldestPendingAt.Time()).Seconds())
 		}
 		ch <- prometheus.MustNewConstMetric(descWebhookOldest, prometheus.GaugeValue, age, label)
 	}

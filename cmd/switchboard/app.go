@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/digest"
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/sip"
 	"github.com/switchboard/switchboard/web"
@@ -45,7 +46,7 @@ func apiErr(err error) error {
 }
 
 func webUser(u store.User) web.User {
-	return web.User{Name: u.Name, DisplayName: u.DisplayName, FromConfig: u.FromConfig, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	return web.User{Name: u.Name, DisplayName: u.DisplayName, FromConfig: u.FromConfig, CreatedAt: jsontime.Millis(u.CreatedAt), UpdatedAt: jsontime.Millis(u.UpdatedAt)}
 }
 
 func (a *app) Users(ctx context.Context) ([]web.User, error) {
@@ -123,7 +124,7 @@ func (a *app) Registrations(context.Context) ([]web.Registration, error) {
 	out := make([]web.Registration, len(bs))
 	for i, b := range bs {
 		out[i] = web.Registration{ID: b.ID, User: b.User, Contact: b.Contact, Source: b.Source,
-			Transport: b.Transport, UserAgent: b.UserAgent, ExpiresAt: b.Expires.UTC()}
+			Transport: b.Transport, UserAgent: b.UserAgent, ExpiresAt: jsontime.Millis(b.Expires.UTC())}
 	}
 	return out, nil
 }
@@ -141,7 +142,7 @@ func (a *app) RemoveRegistration(ctx context.Context, id string) error {
 
 func webCall(c sip.CallInfo) web.Call {
 	out := web.Call{ID: c.ID, Caller: c.Caller, Callee: c.Callee, State: c.State,
-		StartedAt: c.StartedAt.UTC(), AnsweredAt: c.AnsweredAt.UTC(), Legs: make([]web.CallLeg, len(c.Legs)), Codecs: c.Codecs,
+		StartedAt: jsontime.Millis(c.StartedAt.UTC()), AnsweredAt: jsontime.Millis(c.AnsweredAt.UTC()), Legs: make([]web.CallLeg, len(c.Legs)), Codecs: c.Codecs,
 		Trunk: c.Trunk, DID: c.DID}
 	for i, l := range c.Legs {
 		out.Legs[i] = web.CallLeg{Name: l.Name, RelayPort: l.RelayPort, Remote: l.Remote, MediaCounters: web.MediaCounters{
@@ -178,7 +179,7 @@ func (a *app) Hangup(_ context.Context, id string) error {
 
 func webRecord(r store.CallRecord) web.Record {
 	out := web.Record{ID: r.ID, Caller: r.Caller, Callee: r.Callee, CallerURI: r.CallerURI, CalleeURI: r.CalleeURI,
-		Direction: r.Direction, Trunk: r.Trunk, DID: r.DID, StartedAt: r.StartedAt, AnsweredAt: r.AnsweredAt, EndedAt: r.EndedAt,
+		Direction: r.Direction, Trunk: r.Trunk, DID: r.DID, StartedAt: jsontime.Millis(r.StartedAt), AnsweredAt: jsontime.Millis(r.AnsweredAt), EndedAt: jsontime.Millis(r.EndedAt),
 		DurationMS: r.Duration.Milliseconds(), Result: r.Result, Status: r.Status, HangupBy: r.HangupBy, Reason: r.Reason,
 		Legs: make([]web.RecordLeg, len(r.Legs))}
 	for i, l := range r.Legs {

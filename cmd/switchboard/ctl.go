@@ -363,7 +363,7 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "version\t%s\n", st.Version)
-	fmt.Fprintf(tw, "started\t%s (up %s)\n", st.StartedAt.Local().Format(time.DateTime), time.Duration(st.UptimeSeconds)*time.Second)
+	fmt.Fprintf(tw, "started\t%s (up %s)\n", st.StartedAt.Time().Local().Format(time.DateTime), time.Duration(st.UptimeSeconds)*time.Second)
 	fmt.Fprintf(tw, "ready\t%s\n", ready)
 	fmt.Fprintf(tw, "users\t%d\n", st.Users)
 	fmt.Fprintf(tw, "registrations\t%d\n", st.Registrations)
@@ -409,7 +409,7 @@ func (c *ctl) calls(ctx context.Context, args []string) error {
 			pkts = append(pkts, fmt.Sprintf("%d/%d", l.PacketsIn, l.PacketsOut))
 			loss = append(loss, strconv.FormatUint(l.Lost, 10))
 		}
-		rows[i] = []string{cl.ID, cl.Caller, cl.Callee, cl.State, strings.Join(cl.Codecs, ","), now.Sub(cl.StartedAt).Truncate(time.Second).String(),
+		rows[i] = []string{cl.ID, cl.Caller, cl.Callee, cl.State, strings.Join(cl.Codecs, ","), now.Sub(cl.StartedAt.Time()).Truncate(time.Second).String(),
 			strings.Join(ports, ","), strings.Join(pkts, " "), strings.Join(loss, ","), trunkColumn(cl.Trunk, cl.DID)}
 	}
 	return c.table("ID\tCALLER\tCALLEE\tSTATE\tCODECS\tFOR\tRELAY PORTS\tPACKETS IN/OUT\tLOST\tTRUNK", rows)
@@ -460,7 +460,7 @@ func (c *ctl) trunks(ctx context.Context, args []string) error {
 	for i, t := range l.Items {
 		last := "-"
 		if !t.LastSuccessAt.IsZero() {
-			last = t.LastSuccessAt.Local().Format(time.DateTime)
+			last = t.LastSuccessAt.Time().Local().Format(time.DateTime)
 		}
 		lastErr := t.LastError
 		if lastErr == "" {
@@ -514,7 +514,7 @@ func (c *ctl) records(ctx context.Context, args []string) error {
 		if r.EndedAt.IsZero() {
 			result = "(in progress)"
 		}
-		rows[i] = []string{r.StartedAt.Local().Format(time.DateTime), r.Caller, r.Callee, result,
+		rows[i] = []string{r.StartedAt.Time().Local().Format(time.DateTime), r.Caller, r.Callee, result,
 			strconv.Itoa(r.Status), dur, r.HangupBy, r.ID, trunkColumn(r.Trunk, r.DID)}
 	}
 	return c.table("STARTED\tCALLER\tCALLEE\tRESULT\tSTATUS\tDURATION\tHANGUP BY\tID\tTRUNK", rows)
@@ -543,7 +543,7 @@ func (c *ctl) users(ctx context.Context, args []string) error {
 			if u.FromConfig {
 				src = "config"
 			}
-			rows[i] = []string{u.Name, u.DisplayName, src, u.UpdatedAt.Local().Format(time.DateTime)}
+			rows[i] = []string{u.Name, u.DisplayName, src, u.UpdatedAt.Time().Local().Format(time.DateTime)}
 		}
 		return c.table("NAME\tDISPLAY NAME\tFROM\tUPDATED", rows)
 
@@ -678,7 +678,7 @@ func (c *ctl) bans(ctx context.Context, args []string) error {
 	}
 	rows := make([][]string, 0, len(st.Bans))
 	for _, b := range st.Bans {
-		rows = append(rows, []string{b.Address, b.Reason, b.Until.Local().Format(time.DateTime), strconv.Itoa(b.Offences)})
+		rows = append(rows, []string{b.Address, b.Reason, b.Until.Time().Local().Format(time.DateTime), strconv.Itoa(b.Offences)})
 	}
 	if err := c.table("ADDRESS\tREASON\tUNTIL\tOFFENCES", rows); err != nil {
 		return err

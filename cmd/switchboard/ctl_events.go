@@ -51,10 +51,10 @@ func (c *ctl) webhooks(ctx context.Context, args []string) error {
 	for i, w := range list.Items {
 		oldest, next := "-", "-"
 		if !w.OldestPendingAt.IsZero() {
-			oldest = now.Sub(w.OldestPendingAt).Truncate(time.Second).String()
+			oldest = now.Sub(w.OldestPendingAt.Time()).Truncate(time.Second).String()
 		}
 		if !w.NextAttemptAt.IsZero() {
-			next = "in " + w.NextAttemptAt.Sub(now).Truncate(time.Second).String()
+			next = "in " + w.NextAttemptAt.Time().Sub(now).Truncate(time.Second).String()
 		}
 		lastErr := w.LastError
 		if lastErr == "" {

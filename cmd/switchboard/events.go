@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/events"
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/webhook"
 	"github.com/switchboard/switchboard/sip"
@@ -193,8 +194,8 @@ func (p *eventPlane) WebhookStatus(ctx context.Context) ([]web.WebhookStatus, er
 	for _, s := range stats {
 		seen[s.Webhook] = true
 		out = append(out, web.WebhookStatus{URL: redactURL(s.Webhook), Label: webhook.Label(s.Webhook), Configured: configured[s.Webhook],
-			Pending: s.Pending, Delivered: s.Delivered, Expired: s.Expired, OldestPendingAt: s.OldestPending,
-			Attempts: s.HeadAttempts, NextAttemptAt: s.NextAttemptAt, LastError: s.LastError, LastDeliveredAt: s.LastDeliveredAt})
+			Pending: s.Pending, Delivered: s.Delivered, Expired: s.Expired, OldestPendingAt: jsontime.Millis(s.OldestPending),
+			Attempts: s.HeadAttempts, NextAttemptAt: jsontime.Millis(s.NextAttemptAt), LastError: s.LastError, LastDeliveredAt: jsontime.Millis(s.LastDeliveredAt)})
 	}
 	if urls := p.configured.Load(); urls != nil {
 		for _, u := range *urls {

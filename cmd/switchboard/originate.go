@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/sip"
 	"github.com/switchboard/switchboard/web"
 )
@@ -26,7 +27,7 @@ func (a *app) Originate(ctx context.Context, from, to string) (web.Originate, er
 	case err != nil:
 		return web.Originate{}, err
 	}
-	return web.Originate{ID: o.ID, From: o.From, To: o.To, State: o.State, CallID: o.CallID, StartedAt: o.StartedAt.UTC()}, nil
+	return web.Originate{ID: o.ID, From: o.From, To: o.To, State: o.State, CallID: o.CallID, StartedAt: jsontime.Millis(o.StartedAt.UTC())}, nil
 }
 
 var _ web.Signalling = (*app)(nil)

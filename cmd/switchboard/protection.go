@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/sip"
 	"github.com/switchboard/switchboard/web"
 )
@@ -43,7 +44,7 @@ func (p protection) Protection(context.Context) (web.ProtectionState, error) {
 	out := web.ProtectionState{Limits: p.limits, BansTotal: st.Bans, AuthFailures: st.AuthFailures,
 		Dropped: st.Dropped, CallsRefused: st.CallsRefused, Bans: []web.Ban{}}
 	for _, b := range bans {
-		out.Bans = append(out.Bans, web.Ban{Address: b.Addr.String(), Reason: b.Reason, Since: b.Since.UTC(), Until: b.Until.UTC(), Offences: b.Offences})
+		out.Bans = append(out.Bans, web.Ban{Address: b.Addr.String(), Reason: b.Reason, Since: jsontime.Millis(b.Since.UTC()), Until: jsontime.Millis(b.Until.UTC()), Offences: b.Offences})
 	}
 	return out, nil
 }

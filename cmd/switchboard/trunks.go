@@ -9,6 +9,7 @@ import (
 	"reflect"
 
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/jsontime"
 	"github.com/switchboard/switchboard/sip"
 	"github.com/switchboard/switchboard/sip/trunk"
 	"github.com/switchboard/switchboard/web"
@@ -98,7 +99,7 @@ func (a *app) Trunks(context.Context) ([]web.Trunk, error) {
 		out[i] = web.Trunk{
 			Name: st.Name, Address: st.Address, Transport: st.Transport, Register: st.Register,
 			State: string(st.State), Registered: st.Registered, LastError: st.LastError,
-			LastErrorAt: st.LastErrorAt.UTC(), LastSuccessAt: st.LastSuccessAt.UTC(),
+			LastErrorAt: jsontime.Millis(st.LastErrorAt.UTC()), LastSuccessAt: jsontime.Millis(st.LastSuccessAt.UTC()),
 		}
 	}
 	return out, nil

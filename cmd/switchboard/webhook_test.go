@@ -193,7 +193,7 @@ func checkEventTimes(t *testing.T, e *apiEnv, evs []hookEvent) {
 		}
 		var rec web.Record
 		e.api("GET", "/api/v1/records/"+url.PathEscape(fmt.Sprint(data["id"])), nil, 200, &rec)
-		for k, want := range map[string]time.Time{"started_at": rec.StartedAt, "answered_at": rec.AnsweredAt, "ended_at": rec.EndedAt} {
+		for k, want := range map[string]time.Time{"started_at": rec.StartedAt.Time(), "answered_at": rec.AnsweredAt.Time(), "ended_at": rec.EndedAt.Time()} {
 			v, ok := data[k].(string)
 			if !ok {
 				if k == "started_at" || ev.Type == "call.ended" && !want.IsZero() {

@@ -7,6 +7,8 @@ package jsontime
 
 import (
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 )
 
 // Layout is the layout of the times Format writes.
@@ -49,4 +51,11 @@ func (m *Millis) UnmarshalJSON(b []byte) error {
 	}
 	*m = Millis(t)
 	return nil
+}
+
+// Schema describes Millis in the API's OpenAPI document as what it is on
+// the wire: a date-time string.
+func (Millis) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeString, Format: "date-time",
+		Description: "RFC 3339 in UTC with exactly three fractional digits (milliseconds)."}
 }
