@@ -328,7 +328,7 @@ func (s *Server) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	fromName := req.From().DisplayName
 	if fromName == "" {
-		fromName = u.DisplayName
+		fromName = quotedDisplayName(u.DisplayName)
 	}
 	c.sdpVer = 1
 	var offerB []byte
@@ -625,7 +625,7 @@ func (c *call) respondA(res *sip.Response) {
 func (c *call) forkRequest(b store.Binding, offerB []byte, fromName, fromTag string, target store.User) (*sip.Request, error) {
 	from := sip.Uri{Scheme: "sip", User: c.rec.Caller, Host: c.s.cfg.Domain}
 	to := sip.Uri{Scheme: "sip", User: c.rec.Callee, Host: c.s.cfg.Domain}
-	req, err := c.s.deviceInvite(b, fromName, from, fromTag, target.DisplayName, to, offerB)
+	req, err := c.s.deviceInvite(b, fromName, from, fromTag, quotedDisplayName(target.DisplayName), to, offerB)
 	if err == nil {
 		forwardMaxForwards(c.a.InviteRequest, req)
 	}

@@ -196,7 +196,7 @@ func (s *Server) Originate(ctx context.Context, from, to string) (OriginateInfo,
 	o.log.Info("click-to-call started", "devices", len(bindings))
 	go func() {
 		defer t.wg.Done()
-		o.run(bindings, u.DisplayName)
+		o.run(bindings, quotedDisplayName(u.DisplayName))
 	}()
 	return o.info(), nil
 }

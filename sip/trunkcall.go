@@ -295,7 +295,7 @@ func (s *Server) outboundTrunkCall(ctx context.Context, req *sip.Request, tx sip
 	}
 	fromName := req.From().DisplayName
 	if fromName == "" {
-		fromName = u.DisplayName
+		fromName = quotedDisplayName(u.DisplayName)
 	}
 	s.runTrunkCall(ctx, c, req, tx, func(offerB []byte) {
 		c.connectTrunks(ts, routes, offerB, fromName)

@@ -212,6 +212,8 @@ func TestUsersAPI(t *testing.T) {
 		"short password": {map[string]string{"name": "2002", "password": "abc"}, "body.password", "password"},
 		"no password":    {map[string]string{"name": "2002"}, "body", "password"},
 		"unknown field":  {map[string]string{"name": "2002", "password": "pw-2002", "pasword": "x"}, "body.pasword", "pasword"},
+		"line break in display name": {map[string]string{"name": "2002", "password": "pw-2002", "display_name": "Eve\r\nX-Injected: 1"},
+			"body.display_name", "display_name"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var p problem
@@ -231,6 +233,8 @@ func TestUsersAPI(t *testing.T) {
 		t.Fatalf("patched %+v", u)
 	}
 	e.api("PATCH", "/api/v1/users/2001", map[string]string{"password": "x"}, 422, &p)
+	e.api("PATCH", "/api/v1/users/2001", map[string]string{"display_name": "Dora\nX-Injected: 1"}, 422, &p)
+	e.api("PATCH", "/api/v1/users/2001", map[string]string{"display_name": `Dora "The Explorer"`}, 200, &u)
 	e.api("PATCH", "/api/v1/users/nobody", map[string]string{"display_name": "x"}, 404, nil)
 	e.api("DELETE", "/api/v1/users/2001", nil, 204, nil)
 	e.api("DELETE", "/api/v1/users/2001", nil, 404, nil)

@@ -141,8 +141,8 @@ func (c *Config) Validate() error {
 		if len(u.Password) < 4 {
 			v.addf("%s.password must have at least 4 characters", key)
 		}
-		if strings.ContainsAny(u.DisplayName, "\"\r\n") {
-			v.addf("%s.display_name %q must not contain quotes or line breaks", key, u.DisplayName)
+		if strings.ContainsFunc(u.DisplayName, isControl) {
+			v.addf("%s.display_name %q must not contain line breaks or other control characters", key, u.DisplayName)
 		}
 	}
 
@@ -377,3 +377,8 @@ func badOrigin(s string) string {
 	}
 	return ""
 }
+
+// isControl reports whether r is a control character, which a display name
+// may not hold: it goes into SIP headers, where a line break would start a
+// new header. (Quotes are fine: they are escaped there.)
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

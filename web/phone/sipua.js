@@ -57,7 +57,9 @@ const SIP = (() => {
 
   // callerOf returns the display name and user of a From header.
   function callerOf(value) {
-    const name = /^\s*"([^"]*)"/.exec(value) || /^\s*([^<"]+?)\s*</.exec(value);
+    // A quoted display name may hold quoted pairs (\" and \\, RFC 3261 §25.1).
+    const quoted = /^\s*"((?:[^"\\]|\\.)*)"/.exec(value);
+    const name = quoted ? [quoted[0], quoted[1].replace(/\\(.)/g, "$1")] : /^\s*([^<"]+?)\s*</.exec(value);
     const user = /sips?:([^@;>]+)@/.exec(value);
     return { name: name ? name[1] : "", user: user ? decodeURIComponent(user[1]) : "" };
   }
