@@ -36,16 +36,21 @@ import (
 // second recvfrom returning EAGAIN before it parks, and sendto. The system
 // calls are raw (no runtime bookkeeping around them): none of them blocks.
 //
+// The sockets are bound through package net as for the goroutine readers,
+// then taken out of it (takeFD): the pool keeps a duplicate descriptor and
+// closes the *net.UDPConn, so that the runtime's own netpoller, which no
+// goroutine waits on for these sockets, is not woken by every datagram.
+//
 // Lifetime: a socket is read or written by number only while its session
 // is registered. Session.Close first takes the session's sockets out of the
 // reader's table and epoll set and then waits for the reader to acknowledge
 // (it does so between two batches of events, so nothing of the session runs
-// any more); only then are the *net.UDPConn closed, which keeps the
-// descriptor numbers from being reused while a reader could still use them.
+// any more); only then are the descriptors closed, so their numbers cannot
+// be reused by the kernel while a reader could still use them.
 
 // pooledReaders chooses how relays created afterwards read their sockets:
 // true for the reader pool, false for a goroutine per socket. The tests run
-// with both.
+// with both. It is off: see docs/relay-bench.md for the measurements.
 var pooledReaders = false
 
 // epollBatch is the most events one epoll_wait returns.
@@ -67,8 +72,8 @@ type readerPool struct {
 // pollSocket is one socket of a session registered on a reader.
 type pollSocket struct {
 	leg      *Leg
-	conn     *net.UDPConn
-	fd       int
+	conn     *net.UDPConn // closed by takeFD; kept for its local address
+	fd       int          // the duplicate descriptor, closed by closeFDs
 	port     int
 	rtcp     bool
 	failures int // consecutive read errors, owned by the reader
@@ -194,8 +199,9 @@ func (p *readerPool) add(s *Session) error {
 			if rtcp {
 				conn, port = l.rtcpConn, l.port+1
 			}
-			fd, err := socketFD(conn)
+			fd, err := takeFD(conn)
 			if err != nil {
+				p.closeFDs(s)
 				return err
 			}
 			if rtcp {
@@ -219,17 +225,40 @@ func (p *readerPool) add(s *Session) error {
 	return nil
 }
 
-// socketFD returns the descriptor of conn, valid until conn is closed.
-func socketFD(conn *net.UDPConn) (int, error) {
+// takeFD takes the socket of conn out of package net: it returns a
+// duplicate of its descriptor and closes conn, which removes the socket from
+// the runtime's netpoller (that would otherwise be woken by every datagram,
+// with no goroutine waiting for it). The socket itself stays open until the
+// duplicate is closed, by closeFDs.
+func takeFD(conn *net.UDPConn) (int, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
-		return 0, err
+		return -1, err
 	}
-	fd := -1
-	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return 0, err
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("media: dup socket: %w", derr)
+	}
+	if err := conn.Close(); err != nil {
+		_ = unix.Close(fd)
+		return -1, err
 	}
 	return fd, nil
+}
+
+// closeFDs closes the descriptors add took, once no reader uses them.
+func (p *readerPool) closeFDs(s *Session) {
+	for _, l := range []*Leg{s.a, s.b} {
+		for _, fd := range []*int{&l.rtpFD, &l.rtcpFD} {
+			if *fd >= 0 {
+				_ = unix.Close(*fd)
+				*fd = -1
+			}
+		}
+	}
 }
 
 // ctl adds or deletes a socket on the reader's epoll instance, unless the
@@ -276,6 +305,7 @@ func (p *readerPool) remove(s *Session) {
 		r.mu.Unlock()
 	}
 	s.wg.Wait()
+	p.closeFDs(s)
 }
 
 // epollWait is called by RawConn.Read until it returns true; false parks
