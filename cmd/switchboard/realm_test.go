@@ -71,3 +71,25 @@ func TestLoopbackMediaWarning(t *testing.T) {
 		t.Errorf("warning for the loopback setup: %q", quiet.String())
 	}
 }
+
+// TestNoSHA256Warning: a config that offers MD5 alone warns that the
+// browser phone cannot sign in; the default (SHA-256 first) does not.
+func TestNoSHA256Warning(t *testing.T) {
+	var warned, quiet bytes.Buffer
+	cfg, err := config.Parse([]byte("web: {api_tokens: [abcdefgh]}\nsip: {auth_algorithms: [MD5]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnNoSHA256(cfg, slog.New(slog.NewTextHandler(&warned, nil)))
+	if !strings.Contains(warned.String(), "browser phone") {
+		t.Errorf("no warning for auth_algorithms [MD5]: %q", warned.String())
+	}
+	cfg, err = config.Parse([]byte("web: {api_tokens: [abcdefgh]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnNoSHA256(cfg, slog.New(slog.NewTextHandler(&quiet, nil)))
+	if quiet.Len() != 0 {
+		t.Errorf("warning for the default algorithms: %q", quiet.String())
+	}
+}

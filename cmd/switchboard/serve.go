@@ -84,6 +84,7 @@ const orphanByeTimeout = 10 * time.Second
 func serve(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger, lc *lifecycle) error {
 	log.Info("switchboard starting", "version", version)
 	warnLoopbackMedia(cfg, log)
+	warnNoSHA256(cfg, log)
 	tuneGC(log)
 	st, err := store.Open(ctx, cfg.Storage.Path, log)
 	if err != nil {
@@ -219,6 +220,19 @@ func warnLoopbackMedia(cfg *config.Config, log *slog.Logger) {
 	}
 	log.Warn("media.address is a loopback address while sip.listen takes phones from other hosts: their audio cannot reach the relay; set media.address to this host's address (and media.public_address behind NAT)",
 		"sip_listen", cfg.SIP.Listen, "media_address", cfg.Media.Address)
+}
+
+// warnNoSHA256 warns when SHA-256 is not among the digest algorithms
+// offered: the browser phone signs in with SHA-256 only (browsers have no
+// MD5), so it cannot sign in at all.
+func warnNoSHA256(cfg *config.Config, log *slog.Logger) {
+	for _, a := range cfg.SIP.AuthAlgorithms {
+		if strings.EqualFold(a, "SHA-256") {
+			return
+		}
+	}
+	log.Warn("sip.auth_algorithms does not offer SHA-256: the browser phone, which signs in with SHA-256 only, cannot sign in; add SHA-256 to the list",
+		"auth_algorithms", cfg.SIP.AuthAlgorithms)
 }
 
 // warnOtherRealm names the users whose passwords were set under another
