@@ -654,7 +654,11 @@ func (s *Server) deviceInvite(b store.Binding, fromName string, fromURI sip.Uri,
 	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
-	req.SetDestination(s.deviceDestination(b, ruri))
+	dest := s.deviceDestination(b, ruri)
+	if isUDP(b.Transport) {
+		s.pinUDP(dest) // after a restart the registrar could not yet
+	}
+	req.SetDestination(dest)
 	req.SetTransport(wireTransport(b.Transport))
 	return req, nil
 }

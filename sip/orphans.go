@@ -183,6 +183,9 @@ func (s *Server) EndOrphanDialogs(ctx context.Context, dialogs map[string]string
 					s.log.Warn("stored dialog unusable", "call_id", id, "error", err)
 					return
 				}
+				if isUDP(d.Transport) {
+					s.pinUDP(d.Dest)
+				}
 				res, err := s.client.Do(ctx, req)
 				if err != nil {
 					s.log.Info("BYE after restart not answered", "call_id", id, "to", d.Target, "error", err)

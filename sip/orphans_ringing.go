@@ -111,6 +111,9 @@ func (s *Server) endRinging(d dialogEnd) bool {
 			d.Dest = uriHostPort(inv.Recipient, d.Transport)
 		}
 		out = cancelFor(inv, d)
+		if isUDP(d.Transport) {
+			s.pinUDP(d.Dest)
+		}
 	default:
 		return false
 	}

@@ -39,6 +39,10 @@ type registrar struct {
 	byUser map[string][]*entry
 	exp    expiryHeap
 	wake   chan struct{}
+	// udpSources counts the UDP bindings registered from each address,
+	// which stays pinned to the listening socket while any does
+	// (udppin.go).
+	udpSources map[string]int
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -51,11 +55,12 @@ type entry struct {
 
 func newRegistrar(s *Server) *registrar {
 	return &registrar{
-		s:       s,
-		seed:    maphash.MakeSeed(),
-		byUser:  map[string][]*entry{},
-		wake:    make(chan struct{}, 1),
-		stopped: make(chan struct{}),
+		s:          s,
+		seed:       maphash.MakeSeed(),
+		byUser:     map[string][]*entry{},
+		wake:       make(chan struct{}, 1),
+		udpSources: map[string]int{},
+		stopped:    make(chan struct{}),
 	}
 }
 
@@ -111,13 +116,41 @@ func (r *registrar) findLocked(user, id string) *entry {
 
 func (r *registrar) insertLocked(b store.Binding) {
 	if e := r.findLocked(b.User, b.ID); e != nil {
+		if e.b.Source != b.Source || e.b.Transport != b.Transport {
+			r.sourceGoneLocked(e.b)
+			r.sourceAddedLocked(b)
+		}
 		e.b = b
 		heap.Fix(&r.exp, e.idx)
 		return
 	}
+	r.sourceAddedLocked(b)
 	e := &entry{b: b}
 	r.byUser[b.User] = append(r.byUser[b.User], e)
 	heap.Push(&r.exp, e)
+}
+
+// sourceAddedLocked counts a UDP binding's source and pins it.
+func (r *registrar) sourceAddedLocked(b store.Binding) {
+	if !isUDP(b.Transport) || b.Source == "" {
+		return
+	}
+	r.udpSources[b.Source]++
+	r.s.pinUDP(b.Source)
+}
+
+// sourceGoneLocked uncounts a UDP binding's source, unpinning it when no
+// binding is left there.
+func (r *registrar) sourceGoneLocked(b store.Binding) {
+	if !isUDP(b.Transport) || b.Source == "" {
+		return
+	}
+	if n := r.udpSources[b.Source] - 1; n > 0 {
+		r.udpSources[b.Source] = n
+		return
+	}
+	delete(r.udpSources, b.Source)
+	r.s.unpinUDP(b.Source)
 }
 
 func (r *registrar) removeLocked(user, id string) (store.Binding, bool) {
@@ -133,6 +166,7 @@ func (r *registrar) removeLocked(user, id string) (store.Binding, bool) {
 			r.byUser[user] = es
 		}
 		heap.Remove(&r.exp, e.idx)
+		r.sourceGoneLocked(e.b)
 		return e.b, true
 	}
 	return store.Binding{}, false

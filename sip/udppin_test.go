@@ -1,0 +1,76 @@
+package sip
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Requests to phones registered over UDP leave from the listening socket,
+// so a phone behind a NAT that admits only the address it registered to
+// gets them: the INVITE, and the BYE sipgo sends in the dialog later, to
+// the callee and to the caller.
+func TestRequestsToUDPPhonesLeaveFromListener(t *testing.T) {
+	e := newCallEnv(t, 0)
+	a, b := callPair(e, "UDP", "UDP")
+	b.setPlan(answerPlan{code: 200})
+	from := func(what string, req *sip.Request) {
+		t.Helper()
+		if got := req.Source(); got != e.udp {
+			t.Errorf("%s came from %s, want the server's SIP address %s", what, got, e.udp)
+		}
+	}
+
+	oc := a.call("1002", callOpts{})
+	if oc.status != 200 {
+		t.Fatalf("status %d, responses %v", oc.status, oc.codes)
+	}
+	from("INVITE to the callee", b.expect(sip.INVITE, time.Second))
+	b.expect(sip.ACK, 2*time.Second)
+	oc.hangup()
+	from("BYE to the callee", b.expect(sip.BYE, 5*time.Second))
+
+	oc = a.call("1002", callOpts{})
+	if oc.status != 200 {
+		t.Fatalf("second call: status %d, responses %v", oc.status, oc.codes)
+	}
+	b.expect(sip.INVITE, time.Second)
+	b.expect(sip.ACK, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.uasDialog().Bye(ctx); err != nil {
+		t.Fatalf("callee BYE: %v", err)
+	}
+	from("BYE to the caller", a.expect(sip.BYE, 5*time.Second))
+}
+
+// A pinned address is forgotten with the last binding registered from it,
+// so the pool does not keep every address phones ever used.
+func TestUDPPinFollowsBindings(t *testing.T) {
+	e := newCallEnv(t, 0)
+	b := e.newPhone("1002", "pw-1002", phoneOpts{transport: "UDP"})
+	b.register()
+	pool := e.srv.ua.TransportLayer().Pool("udp")
+	listener := pool.Get(e.srv.boundAddr("udp"))
+	if listener == nil {
+		t.Fatal("the listening socket is not in sipgo's pool")
+	}
+	var src string
+	for _, bd := range e.srv.reg.current("1002") {
+		src = bd.Source
+	}
+	if src == "" {
+		t.Fatal("no binding for 1002")
+	}
+	if got := pool.Get(src); got != listener {
+		t.Fatalf("pool entry for %s is %v, want the listening socket", src, got)
+	}
+	if err := e.srv.RemoveUserBindings(context.Background(), "1002"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pool.Get(src); got != nil {
+		t.Fatalf("pool still holds %s after its binding went", src)
+	}
+}
