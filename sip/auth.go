@@ -101,6 +101,13 @@ func (s *Server) authenticateWith(ctx context.Context, req *sip.Request, tx sip.
 		s.challenge(req, tx, proxy, true)
 		return store.User{}, false, false
 	}
+	if proxy && !s.nonceUses.fresh(creds.Nonce, creds.NC, s.now()) {
+		// The same answer as before: a copy of an earlier request. A
+		// client that really reused its count can retry with a new nonce.
+		s.log.Info("credentials used before refused", "method", string(req.Method), "user", creds.Username, "source", req.Source())
+		s.challenge(req, tx, proxy, true)
+		return store.User{}, false, false
+	}
 	return u, true, false
 }
 

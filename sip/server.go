@@ -85,6 +85,8 @@ type Server struct {
 	store  BindingStore
 	events Notifier
 	nonces *digest.Nonces
+	// nonceUses refuses call credentials used before (replay.go).
+	nonceUses *nonceUses
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -131,21 +133,22 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		deps.Events = nopNotifier{}
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     deps.Log.With("component", "sip"),
-		now:     deps.Now,
-		users:   newUserCache(deps.Users, deps.Now),
-		store:   deps.Bindings,
-		events:  deps.Events,
-		nonces:  digest.NewNonces(cfg.NonceLifetime, deps.Now),
-		ready:   make(chan struct{}),
-		addrs:   map[string]string{},
-		calls:   newCallTable(),
-		orig:    newOrigTable(),
-		relay:   deps.Relay,
-		records: deps.Records,
-		ws:      newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
-		trunks:  newTrunkRunner(deps.Trunks),
+		cfg:       cfg,
+		log:       deps.Log.With("component", "sip"),
+		now:       deps.Now,
+		users:     newUserCache(deps.Users, deps.Now),
+		store:     deps.Bindings,
+		events:    deps.Events,
+		nonces:    digest.NewNonces(cfg.NonceLifetime, deps.Now),
+		nonceUses: newNonceUses(cfg.NonceLifetime),
+		ready:     make(chan struct{}),
+		addrs:     map[string]string{},
+		calls:     newCallTable(),
+		orig:      newOrigTable(),
+		relay:     deps.Relay,
+		records:   deps.Records,
+		ws:        newWSListener(net.TCPAddrFromAddrPort(cfg.Listen)),
+		trunks:    newTrunkRunner(deps.Trunks),
 	}
 	s.regWorkers = make(chan func())
 	s.counters = newCounters()
