@@ -22,7 +22,7 @@ func TestNonceUses(t *testing.T) {
 		{"a", "00000001", 0, false},
 		{"b", "", 0, true}, // no qop: one use
 		{"b", "", 0, false},
-		{"c", "zz", 0, false}, // not a count
+		{"c", "zz", 0, false},                      // not a count
 		{"a", "00000002", 90 * time.Second, false}, // one period later: still known
 		{"a", "00000002", 5 * time.Minute, true},   // long gone (the nonce too)
 	}
