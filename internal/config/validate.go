@@ -116,6 +116,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Debug.Listen != "" {
 		v.hostPort("debug.listen", c.Debug.Listen)
+		if _, err := netip.ParseAddrPort(c.Debug.Listen); err == nil && !loopback(c.Debug.Listen) {
+			v.addf("debug.listen %s must be a loopback address such as 127.0.0.1:6060: the profiler has no authentication and its profiles show memory contents (reach it from elsewhere through an SSH tunnel)", c.Debug.Listen)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
