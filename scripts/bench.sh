@@ -405,7 +405,10 @@ fi
 if ! skip relay; then
 	section relay
 	echo "== relay: rtpload sweep --calls $RELAY_CALLS, ${RELAY_SECS}s windows, Switchboard's relay and rtpengine (userspace), $REPS reps"
-	rcmd="bin/rtpload sweep --calls $RELAY_CALLS --duration ${RELAY_SECS}s --warmup 1s --json"
+	# --kernel-time: a packet's arrival is the kernel's receive timestamp, so
+	# the latency is the relay's and the kernels' delivery, not the
+	# generator's own wake-up (docs/bench/notes.md, section 8).
+	rcmd="bin/rtpload sweep --calls $RELAY_CALLS --duration ${RELAY_SECS}s --warmup 1s --kernel-time --json"
 	command_of relay switchboard "$rcmd --relay switchboard"
 	command_of relay rtpengine "$rcmd --relay rtpengine (rtpengine --table=-1: userspace forwarding)"
 	# The ng driver works against the installed rtpengine before it is measured.
@@ -413,7 +416,7 @@ if ! skip relay; then
 		{ cat "$work/rtpengine-test.log" >&2; exit 1; }
 	for rep in $(seq "$REPS"); do
 		for sys in switchboard rtpengine; do
-			bin/rtpload sweep --calls "$RELAY_CALLS" --duration "${RELAY_SECS}s" --warmup 1s --relay $sys --json \
+			bin/rtpload sweep --calls "$RELAY_CALLS" --duration "${RELAY_SECS}s" --warmup 1s --kernel-time --relay $sys --json \
 				>"$out/relay-$sys-$rep.json" 2>"$work/relay.err" || { cat "$work/relay.err" >&2; exit 1; }
 			echo "  rep $rep $sys: $out/relay-$sys-$rep.json"
 		done
