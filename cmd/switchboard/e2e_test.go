@@ -173,7 +173,7 @@ func TestSIPpRegistersManyUsers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{fmt.Sprintf("127.0.0.1:%d", s.sipPort), "-sf", scenario, "-inf", csvPath,
-				"-m", fmt.Sprint(tc.calls), "-r", "250", "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)),
+				"-m", fmt.Sprint(tc.calls), "-r", "250", "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-mp", fmt.Sprint(freeUDPBlock(t)),
 				"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-error_file", filepath.Join(s.dir, tc.name+"-errors.log")}, tc.args...)
 			cmd := exec.Command(sipp, args...)
 			cmd.Dir = s.dir

@@ -249,7 +249,7 @@ func startHeldCalls(t *testing.T, ctx context.Context, dir string, sipPort int, 
 	server := fmt.Sprintf("127.0.0.1:%d", sipPort)
 	uasPort := freePort(t)
 	register, _ := filepath.Abs("../../sipp/register_auth.xml")
-	reg := exec.Command(sipp, server, "-sf", register, "-inf", "uas.csv", "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-nostdin", "-timeout", "10s", "-timeout_error")
+	reg := exec.Command(sipp, server, "-sf", register, "-inf", "uas.csv", "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-mp", fmt.Sprint(freeUDPBlock(t)), "-nostdin", "-timeout", "10s", "-timeout_error")
 	reg.Dir = dir
 	if out, err := reg.CombinedOutput(); err != nil {
 		t.Fatalf("register UAS: %v\n%s", err, tail(string(out), 2000))

@@ -26,7 +26,7 @@ func sippRegister(t *testing.T, dir string, sipPort int, user, pass string) erro
 	}
 	register, _ := filepath.Abs("../../sipp/register_auth.xml")
 	cmd := exec.Command(sippPath(t), fmt.Sprintf("127.0.0.1:%d", sipPort), "-sf", register, "-inf", csv, "-m", "1",
-		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-nostdin", "-timeout", "10s", "-timeout_error")
+		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-mp", fmt.Sprint(freeUDPBlock(t)), "-nostdin", "-timeout", "10s", "-timeout_error")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%w: %s", err, tail(string(out), 500))

@@ -89,7 +89,7 @@ func TestSIPpCallsWithRTP(t *testing.T) {
 	uac, _ := filepath.Abs("../../sipp/uac_call.xml")
 
 	// The UAS registers from the port it will answer on, as a phone does.
-	reg := exec.Command(sipp, server, "-sf", register, "-inf", "uas.csv", "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-nostdin", "-timeout", "10s", "-timeout_error")
+	reg := exec.Command(sipp, server, "-sf", register, "-inf", "uas.csv", "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-mp", fmt.Sprint(freeUDPBlock(t)), "-nostdin", "-timeout", "10s", "-timeout_error")
 	reg.Dir = dir
 	if out, err := reg.CombinedOutput(); err != nil {
 		t.Fatalf("register UAS: %v\n%s", err, tail(string(out), 2000))

@@ -84,7 +84,7 @@ func TestSIPpTrunkCalls(t *testing.T) {
 	// Inbound: the provider calls +15551230000, which rings 1002.
 	uasPort := freePort(t)
 	if out, err := runSIPp(ctx, dir, sipp, server, "-sf", scenario("register_auth.xml"), "-inf", "uas.csv", "-m", "1",
-		"-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-nostdin", "-timeout", "10s", "-timeout_error"); err != nil {
+		"-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-mp", fmt.Sprint(freeUDPBlock(t)), "-nostdin", "-timeout", "10s", "-timeout_error"); err != nil {
 		t.Fatalf("register 1002: %v\n%s", err, tail(out, 2000))
 	}
 	phone := startSIPp(t, ctx, dir, sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort),

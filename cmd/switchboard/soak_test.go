@@ -200,7 +200,7 @@ func TestSoak(t *testing.T) {
 	registerAll := func(n, r int) *exec.Cmd {
 		releasePort()
 		cmd := exec.CommandContext(ctx, sipp, server, "-sf", register, "-inf", "regs.csv", "-m", fmt.Sprint(n), "-r", fmt.Sprint(r),
-			"-i", "127.0.0.1", "-p", fmt.Sprint(regPort), "-nostdin", "-timeout", "30m", "-timeout_error")
+			"-i", "127.0.0.1", "-p", fmt.Sprint(regPort), "-mp", fmt.Sprint(freeUDPBlock(t)), "-nostdin", "-timeout", "30m", "-timeout_error")
 		cmd.Dir = dir
 		return cmd
 	}
@@ -349,7 +349,7 @@ func startSoakUAS(t *testing.T, ctx context.Context, dir, server string) *soakUA
 	}
 	uasPort := freePort(t)
 	register, _ := filepath.Abs("../../sipp/register_auth.xml")
-	reg := exec.Command(sipp, server, "-sf", register, "-inf", "uas.csv", "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-nostdin", "-timeout", "10s", "-timeout_error")
+	reg := exec.Command(sipp, server, "-sf", register, "-inf", "uas.csv", "-m", "1", "-i", "127.0.0.1", "-p", fmt.Sprint(uasPort), "-mp", fmt.Sprint(freeUDPBlock(t)), "-nostdin", "-timeout", "10s", "-timeout_error")
 	reg.Dir = dir
 	if out, err := reg.CombinedOutput(); err != nil {
 		t.Fatalf("register UAS: %v\n%s", err, tail(string(out), 2000))
