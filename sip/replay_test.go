@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/icholy/digest"
 )
 
 func TestNonceUses(t *testing.T) {
@@ -78,23 +76,15 @@ func TestReplayedCallCredentialsRefused(t *testing.T) {
 	if code != 407 {
 		t.Fatalf("first INVITE: %d", code)
 	}
-	chal, err := digest.ParseChallenge(chalHdr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: "sip:1002@" + testDomain,
-		Username: "1001", Password: "pw-1001", Count: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.send(invite("rp-2", "replay-1", cred.String()))
+	cred := answerChallenge(t, chalHdr, "INVITE", "sip:1002@"+testDomain, "1001", "pw-1001")
+	p.send(invite("rp-2", "replay-1", cred))
 	code, _ = answer("authenticated INVITE")
 	ack("rp-2", "replay-1")
 	if code == 407 {
 		t.Fatal("the authenticated INVITE was challenged")
 	}
 	// The copy: another call, the same credentials.
-	p.send(invite("rp-3", "replay-2", cred.String()))
+	p.send(invite("rp-3", "replay-2", cred))
 	code, chalHdr = answer("replayed INVITE")
 	ack("rp-3", "replay-2")
 	if code != 407 || !strings.Contains(strings.ToLower(chalHdr), "stale=true") {

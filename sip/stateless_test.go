@@ -98,16 +98,7 @@ func TestStatelessRegisterRetransmissions(t *testing.T) {
 	if v := res.Via(); v == nil || !v.Params.Has("received") {
 		t.Fatalf("answer's Via lacks received/rport: %v", res.Via())
 	}
-	chal, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:" + testDomain,
-		Username: "1001", Password: "pw-1001", Count: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := p.register("st-b", 2, cred.String())
+	second := p.register("st-b", 2, answerChallenge(t, res.GetHeader("WWW-Authenticate").Value(), "REGISTER", "sip:"+testDomain, "1001", "pw-1001"))
 	// Sent three times back to back: each copy is absorbed (while the first
 	// is being committed) or answered 200 OK again.
 	for range 3 {
@@ -262,4 +253,19 @@ func TestStatelessRegisterWaits(t *testing.T) {
 	if len(stored) != 1 || stored[0].CSeq != 4 {
 		t.Fatalf("stored bindings %+v", stored)
 	}
+}
+
+// answerChallenge returns the credentials (nc 1) that answer a digest
+// challenge header for a request of method to uri.
+func answerChallenge(t *testing.T, challenge, method, uri, user, pass string) string {
+	t.Helper()
+	chal, err := digest.ParseChallenge(challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: method, URI: uri, Username: user, Password: pass, Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred.String()
 }

@@ -3,6 +3,8 @@ package sip
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // A request sipgo sends over UDP leaves from the socket its connection pool
@@ -20,36 +22,30 @@ import (
 // pinUDP makes requests to dest ("ip:port") over UDP leave from the
 // listening socket. It does nothing before the socket is served.
 func (s *Server) pinUDP(dest string) {
-	key, ok := udpPoolKey(dest)
-	if !ok {
-		return
+	if pool, key, l := s.udpPool(dest); l != nil && pool.Get(key) != l {
+		pool.Add(key, l)
 	}
-	pool := s.ua.TransportLayer().Pool("udp")
-	if pool == nil {
-		return
-	}
-	l := pool.Get(s.boundAddr("udp"))
-	if l == nil || pool.Get(key) == l {
-		return
-	}
-	pool.Add(key, l)
 }
 
 // unpinUDP forgets dest once no binding uses it, so that the pool does not
 // grow with every address a phone ever registered from. A connection sipgo
 // made for the address itself is left alone.
 func (s *Server) unpinUDP(dest string) {
-	key, ok := udpPoolKey(dest)
-	if !ok {
-		return
-	}
-	pool := s.ua.TransportLayer().Pool("udp")
-	if pool == nil {
-		return
-	}
-	if l := pool.Get(s.boundAddr("udp")); l != nil && pool.Get(key) == l {
+	if pool, key, l := s.udpPool(dest); l != nil && pool.Get(key) == l {
 		pool.Delete(key)
 	}
+}
+
+// udpPool returns sipgo's UDP connection pool, dest as its key, and the
+// listening socket's connection in it (nil when dest is not an address or
+// the socket is not served yet).
+func (s *Server) udpPool(dest string) (*sip.ConnectionPool, string, sip.Connection) {
+	key, ok := udpPoolKey(dest)
+	pool := s.ua.TransportLayer().Pool("udp")
+	if !ok || pool == nil {
+		return nil, "", nil
+	}
+	return pool, key, pool.Get(s.boundAddr("udp"))
 }
 
 // udpPoolKey is dest as the pool's keys are written (net.JoinHostPort of

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 )
 
 // An answer larger than 1,300 bytes still goes back over UDP: here a 200 OK
@@ -34,16 +33,7 @@ func TestLargeUDPAnswer(t *testing.T) {
 	if res == nil || res.StatusCode != 401 {
 		t.Fatalf("first REGISTER: %v", res)
 	}
-	chal, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:" + testDomain,
-		Username: "1001", Password: "pw-1001", Count: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.send(msg("big-b", 2, cred.String()))
+	p.send(msg("big-b", 2, answerChallenge(t, res.GetHeader("WWW-Authenticate").Value(), "REGISTER", "sip:"+testDomain, "1001", "pw-1001")))
 	res = p.read(5 * time.Second)
 	if res == nil {
 		t.Fatal("no answer to the authenticated REGISTER with a long Contact")
