@@ -190,16 +190,7 @@ func (p *udpPeer) authRegister(user, branch string, cseq int) string {
 	if res == nil || res.StatusCode != 401 {
 		p.t.Fatalf("REGISTER without credentials: %v", res)
 	}
-	chal, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:" + testDomain,
-		Username: user, Password: "pw-" + user, Count: 1})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return as(cseq+1, cred.String())
+	return as(cseq+1, answerChallenge(p.t, res.GetHeader("WWW-Authenticate").Value(), "REGISTER", "sip:"+testDomain, user, "pw-"+user))
 }
 
 // An authenticated UDP REGISTER that cannot be handled without waiting (its
