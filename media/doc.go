@@ -15,8 +15,10 @@
 // which prevents RTP injection. A new SDP address (a re-INVITE) re-opens
 // latching.
 //
-// The forwarding path allocates nothing per packet: every socket has one reader
-// goroutine with its own buffer, counters are atomics, and receiver statistics
-// (loss per RFC 3550 §A.3, interarrival jitter per RFC 3550 §6.4.1 and §A.8) are
-// kept by the single goroutine that reads the leg's RTP socket.
+// The forwarding path allocates nothing per packet: every socket is read by
+// one goroutine with a buffer of its own (on Linux one of a small pool of
+// epoll readers, each owning the sockets of its share of the sessions;
+// elsewhere a goroutine per socket), counters are atomics, and receiver
+// statistics (loss per RFC 3550 §A.3, interarrival jitter per RFC 3550 §6.4.1
+// and §A.8) are kept by the single goroutine that reads the leg's RTP socket.
 package media

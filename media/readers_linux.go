@@ -50,8 +50,8 @@ import (
 
 // pooledReaders chooses how relays created afterwards read their sockets:
 // true for the reader pool, false for a goroutine per socket. The tests run
-// with both. It is off: see docs/relay-bench.md for the measurements.
-var pooledReaders = false
+// with both. docs/relay-bench.md has the measurements.
+var pooledReaders = true
 
 // epollBatch is the most events one epoll_wait returns.
 const epollBatch = 128
