@@ -23,6 +23,9 @@ type badRequestConn struct {
 	// sipgo transaction, see stateless.go) and reports whether it did.
 	register func(req *sip.Request, addr net.Addr) bool
 	raw      *udpSocket // reads and writes the socket where it can (udpsocket_linux.go)
+	// peers, when set, notes the source of each datagram handed to sipgo
+	// (udppin.go).
+	peers *udpPeers
 }
 
 func newBadRequestConn(c net.PacketConn, log *slog.Logger) *badRequestConn {
@@ -71,6 +74,9 @@ func (c *badRequestConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if msg, perr := c.parser.ParseSIP(data); perr == nil {
 			if req, ok := msg.(*sip.Request); ok && req.Method == sip.REGISTER && c.register != nil && c.register(req, addr) {
 				continue
+			}
+			if c.peers != nil {
+				c.peers.heard(addr)
 			}
 			return n, addr, nil
 		} else if res := badRequestResponse(data, perr); res != nil {

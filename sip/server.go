@@ -85,6 +85,8 @@ type Server struct {
 	store  BindingStore
 	events Notifier
 	nonces *digest.Nonces
+	// udpPeers are the addresses sipgo's UDP pool learnt (udppin.go).
+	udpPeers *udpPeers
 	// nonceUses refuses call credentials used before (replay.go).
 	nonceUses *nonceUses
 
@@ -141,6 +143,7 @@ func NewServer(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		events:    deps.Events,
 		nonces:    digest.NewNonces(cfg.NonceLifetime, deps.Now),
 		nonceUses: newNonceUses(cfg.NonceLifetime),
+		udpPeers:  newUDPPeers(),
 		ready:     make(chan struct{}),
 		addrs:     map[string]string{},
 		calls:     newCallTable(),
@@ -260,11 +263,12 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("sip listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "domain", s.cfg.Domain)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 8)
+	errc := make(chan error, 10)
 	wg.Add(5)
 	bc := newBadRequestConn(udp, s.log)
 	bc.guard = s.guard
 	bc.register = s.statelessRegister(ctx, bc)
+	bc.peers = s.udpPeers
 	go func() { defer wg.Done(); errc <- s.srv.ServeUDP(bc) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeTCP(s.framed(guardListener{tcp, s.guard})) }()
 	go func() { defer wg.Done(); errc <- s.srv.ServeWS(s.ws) }()
@@ -272,6 +276,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); errc <- s.guard.run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); errc <- s.expireAnswers(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); errc <- s.sweepUDPPeers(ctx) }()
 	if tlsLn != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.srv.ServeTLS(tlsLn) }()

@@ -1,8 +1,12 @@
 package sip
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -60,3 +64,89 @@ func udpPoolKey(dest string) (string, bool) {
 
 // isUDP reports whether a binding's transport is UDP.
 func isUDP(transport string) bool { return strings.EqualFold(transport, "udp") }
+
+// sipgo's pool also gains an entry for every address its reader takes a
+// request or response from, pointing at the listening socket, and keeps it
+// until the socket closes: a server that answers OPTIONS from anyone grew
+// by one entry per source address it ever heard from. udpPeers notes when
+// each such address was last heard, and sweepUDPPeers forgets, every
+// udpPeerIdle, the addresses not heard since the previous sweep that no
+// binding, call or trunk needs, taking them out of sipgo's pool.
+const udpPeerIdle = 5 * time.Minute
+
+type udpPeers struct {
+	mu   sync.Mutex
+	seen map[netip.AddrPort]struct{} // heard since the last sweep
+	old  map[netip.AddrPort]struct{} // heard before it, not since
+}
+
+func newUDPPeers() *udpPeers {
+	return &udpPeers{seen: map[netip.AddrPort]struct{}{}, old: map[netip.AddrPort]struct{}{}}
+}
+
+// heard notes a datagram from addr handed to sipgo.
+func (p *udpPeers) heard(addr net.Addr) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	ap := ua.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	p.mu.Lock()
+	p.seen[ap] = struct{}{}
+	delete(p.old, ap)
+	p.mu.Unlock()
+}
+
+// rotate returns the addresses not heard for a whole period and starts the
+// next one.
+func (p *udpPeers) rotate() map[netip.AddrPort]struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	idle := p.old
+	p.old, p.seen = p.seen, map[netip.AddrPort]struct{}{}
+	return idle
+}
+
+// sweepUDPPeers runs until ctx ends.
+func (s *Server) sweepUDPPeers(ctx context.Context) error {
+	t := time.NewTicker(udpPeerIdle)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.forgetUDPPeers(s.udpPeers.rotate())
+		}
+	}
+}
+
+// forgetUDPPeers takes idle addresses out of sipgo's pool, keeping those a
+// UDP binding was registered from and the peers of calls in progress.
+func (s *Server) forgetUDPPeers(idle map[netip.AddrPort]struct{}) {
+	if len(idle) == 0 {
+		return
+	}
+	keep := map[string]bool{}
+	for _, c := range s.calls.all() {
+		c.mu.Lock()
+		if c.a != nil && c.a.InviteRequest != nil {
+			keep[c.a.InviteRequest.Source()] = true
+		}
+		if c.b != nil && c.b.InviteRequest != nil {
+			keep[c.b.InviteRequest.Destination()] = true
+		}
+		c.mu.Unlock()
+	}
+	s.reg.mu.RLock()
+	for src := range s.reg.udpSources {
+		keep[src] = true
+	}
+	s.reg.mu.RUnlock()
+	for ap := range idle {
+		if key := ap.String(); !keep[key] {
+			s.unpinUDP(key)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -72,5 +73,49 @@ func TestUDPPinFollowsBindings(t *testing.T) {
 	}
 	if got := pool.Get(src); got != nil {
 		t.Fatalf("pool still holds %s after its binding went", src)
+	}
+}
+
+// Addresses sipgo's pool learnt from requests are forgotten once idle for
+// a whole sweep period, except a registered phone's.
+func TestIdleUDPPeersForgotten(t *testing.T) {
+	e := newCallEnv(t, 0)
+	b := e.newPhone("1002", "pw-1002", phoneOpts{transport: "UDP"})
+	b.register()
+	pool := e.srv.ua.TransportLayer().Pool("udp")
+	listener := pool.Get(e.srv.boundAddr("udp"))
+	var phoneSrc string
+	for _, bd := range e.srv.reg.current("1002") {
+		phoneSrc = bd.Source
+	}
+	var probes []string
+	for i := range 20 {
+		p := newUDPPeer(t, e.udp)
+		local := p.conn.LocalAddr().String()
+		p.send("OPTIONS sip:" + testDomain + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bKidle" + fmt.Sprint(i) +
+			"\r\nMax-Forwards: 70\r\nFrom: <sip:probe@example.com>;tag=1\r\nTo: <sip:" + testDomain + ">\r\nCall-ID: idle-" +
+			fmt.Sprint(i) + "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+		if res := p.read(5 * time.Second); res == nil {
+			t.Fatalf("OPTIONS %d not answered", i)
+		}
+		probes = append(probes, local)
+	}
+	for _, a := range probes {
+		if pool.Get(a) != listener {
+			t.Fatalf("sipgo's pool did not learn %s", a)
+		}
+	}
+	e.srv.forgetUDPPeers(e.srv.udpPeers.rotate()) // nothing idle for a whole period yet
+	if pool.Get(probes[0]) != listener {
+		t.Fatal("an address heard in the current period was forgotten")
+	}
+	e.srv.forgetUDPPeers(e.srv.udpPeers.rotate())
+	for _, a := range probes {
+		if pool.Get(a) != nil {
+			t.Fatalf("idle address %s still in the pool", a)
+		}
+	}
+	if pool.Get(phoneSrc) != listener {
+		t.Fatalf("the registered phone's address %s was forgotten", phoneSrc)
 	}
 }
