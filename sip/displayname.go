@@ -1,6 +1,9 @@
 package sip
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+)
 
 // quotedDisplayName returns an account's display name as the inside of a
 // SIP quoted-string (RFC 3261 §25.1), which is how sipgo writes a From or
@@ -10,7 +13,7 @@ import "strings"
 // a phone's request are already in this form and are passed on as they
 // came.
 func quotedDisplayName(name string) string {
-	if !strings.ContainsFunc(name, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 || r == 0x7f }) {
+	if !strings.ContainsFunc(name, func(r rune) bool { return r == '"' || r == '\\' || unicode.IsControl(r) }) {
 		return name
 	}
 	var b strings.Builder
@@ -19,7 +22,7 @@ func quotedDisplayName(name string) string {
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
+		case unicode.IsControl(r):
 		default:
 			b.WriteRune(r)
 		}

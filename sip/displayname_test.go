@@ -14,6 +14,7 @@ func TestQuotedDisplayName(t *testing.T) {
 		`Bob "The Builder" \ Smith`: `Bob \"The Builder\" \\ Smith`,
 		"Eve\r\nX-Injected: 1":      "EveX-Injected: 1",
 		"tab\there\x7f":             "tabhere",
+		"next\u0085line":            "nextline",
 		"Zoë":                       "Zoë",
 	} {
 		if got := quotedDisplayName(in); got != want {

@@ -234,6 +234,7 @@ func TestUsersAPI(t *testing.T) {
 	}
 	e.api("PATCH", "/api/v1/users/2001", map[string]string{"password": "x"}, 422, &p)
 	e.api("PATCH", "/api/v1/users/2001", map[string]string{"display_name": "Dora\nX-Injected: 1"}, 422, &p)
+	e.api("PATCH", "/api/v1/users/2001", map[string]string{"display_name": "Dora\u0085Next"}, 422, &p)
 	e.api("PATCH", "/api/v1/users/2001", map[string]string{"display_name": `Dora "The Explorer"`}, 200, &u)
 	e.api("PATCH", "/api/v1/users/nobody", map[string]string{"display_name": "x"}, 404, nil)
 	e.api("DELETE", "/api/v1/users/2001", nil, 204, nil)

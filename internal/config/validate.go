@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // ExampleToken is the API token of the shipped demo config. It is refused
@@ -384,4 +385,4 @@ func badOrigin(s string) string {
 // isControl reports whether r is a control character, which a display name
 // may not hold: it goes into SIP headers, where a line break would start a
 // new header. (Quotes are fine: they are escaped there.)
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+func isControl(r rune) bool { return unicode.IsControl(r) }
