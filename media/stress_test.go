@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestManySessions creates 200 sessions concurrently, relays a packet
@@ -42,7 +43,12 @@ func TestManySessions(t *testing.T) {
 	if r.Sessions() != sessions || r.PortsInUse() != 4*sessions {
 		t.Fatalf("Sessions() = %d, PortsInUse() = %d, want %d, %d", r.Sessions(), r.PortsInUse(), sessions, 4*sessions)
 	}
-	if got, want := runtime.NumGoroutine()-baseline, goroutinesPerSession()*sessions; got != want {
+	// The creating workers have called Done but may not have exited yet.
+	want := goroutinesPerSession() * sessions
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-baseline != want && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := runtime.NumGoroutine() - baseline; got != want {
 		t.Errorf("%d goroutines for %d sessions, want %d", got, sessions, want)
 	}
 
