@@ -17,14 +17,14 @@ type User struct {
 // phone can type and digest authentication can carry unquoted.
 type NewUser struct {
 	Name        string `json:"name" pattern:"^[A-Za-z0-9._+-]{1,64}$" doc:"SIP user part (the extension): 1 to 64 letters, digits or . _ + -."`
-	DisplayName string `json:"display_name,omitempty" maxLength:"128" pattern:"^[^\\x00-\\x1f\\x7f-\\x9f]*$" patternDescription:"no line breaks or other control characters" doc:"Name shown to the people it calls: no line breaks or other control characters."`
+	DisplayName string `json:"display_name,omitempty" maxLength:"128" pattern:"^[^\\x00-\\x1f\\x7f-\\x9f]*$" doc:"Name shown to the people it calls: no line breaks or other control characters."`
 	Password    string `json:"password" minLength:"4" maxLength:"256" writeOnly:"true" doc:"SIP password. Write-only: only its digest hashes (HA1, MD5 and SHA-256, for the server's realm) are stored."`
 }
 
 // UserChange is the body of a request to change an account; absent fields
 // keep their value.
 type UserChange struct {
-	DisplayName *string `json:"display_name,omitempty" maxLength:"128" pattern:"^[^\\x00-\\x1f\\x7f-\\x9f]*$" patternDescription:"no line breaks or other control characters" doc:"New display name: no line breaks or other control characters."`
+	DisplayName *string `json:"display_name,omitempty" maxLength:"128" pattern:"^[^\\x00-\\x1f\\x7f-\\x9f]*$" doc:"New display name: no line breaks or other control characters."`
 	Password    *string `json:"password,omitempty" minLength:"4" maxLength:"256" writeOnly:"true" doc:"New SIP password (write-only)."`
 }
 
