@@ -280,6 +280,9 @@ func (l *eventLog) callEvents(eventType, id string) []CallEvent {
 // chosen yet).
 func checkTrunkEvents(t *testing.T, e *callEnv, rec store.CallRecord, trunkName, did string) {
 	t.Helper()
+	// The record is committed before the events are handed on: wait for
+	// the last of them.
+	waitFor(t, 5*time.Second, "call.ended of "+rec.ID, func() bool { return len(e.events.callEvents(EventCallEnded, rec.ID)) > 0 })
 	for _, typ := range []string{EventCallStarted, EventCallRinging, EventCallAnswered, EventCallEnded} {
 		evs := e.events.callEvents(typ, rec.ID)
 		if typ == EventCallRinging && len(evs) == 0 {
