@@ -49,18 +49,18 @@ func TestDomainChangeNamesStaleUsers(t *testing.T) {
 	}
 }
 
-// TestLoopbackMediaWarning: SIP on every address with the relay on
+// TestLoopbackMediaWarning: SIP on a public address with the relay on
 // loopback starts, with a warning that names both keys; the shipped
 // loopback-only setup starts without it.
 func TestLoopbackMediaWarning(t *testing.T) {
 	var warned, quiet bytes.Buffer
-	cfg, err := config.Parse([]byte("web: {api_tokens: [abcdefgh]}\nsip: {listen: '0.0.0.0:5060'}\n"))
+	cfg, err := config.Parse([]byte("web: {api_tokens: [abcdefgh]}\nsip: {listen: '192.0.2.10:5060'}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	warnLoopbackMedia(cfg, slog.New(slog.NewTextHandler(&warned, nil)))
 	if !strings.Contains(warned.String(), "media.address is a loopback address while sip.listen") {
-		t.Errorf("no warning for SIP on 0.0.0.0 with media on 127.0.0.1: %q", warned.String())
+		t.Errorf("no warning for SIP on 192.0.2.10 with media on 127.0.0.1: %q", warned.String())
 	}
 	cfg, err = config.Parse([]byte("web: {api_tokens: [abcdefgh]}\n"))
 	if err != nil {

@@ -66,6 +66,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"duplicate user", ok + "users: [{name: '1', password: abcd}, {name: '1', password: abcd}]\n", `users[1].name "1" is defined twice`},
 		{"bad user name", ok + "users: [{name: 'a b', password: abcd}]\n", `users[0].name "a b" must be`},
 		{"short password", ok + "users: [{name: a, password: x}]\n", "users[0].password must have at least 4 characters"},
+		{"wildcard SIP address", "web: {api_tokens: [abcdefgh]}\nsip: {listen: '0.0.0.0:5060'}\n", "sip.listen 0.0.0.0:5060 must name one address of this host"},
 		{"profiler exposed", "web: {api_tokens: [abcdefgh]}\ndebug: {listen: '0.0.0.0:6060'}\n", "debug.listen 0.0.0.0:6060 must be a loopback address"},
 		{"example token exposed", "web: {listen: '0.0.0.0:8080', api_tokens: [change-me]}\n", `is the example token "change-me" while web.listen 0.0.0.0:8080 is reachable`},
 		{"trunk regex", ok + "trunks: [{name: p, address: 'a:5060', register: false, outbound: '('}]\n", "trunks[0].outbound \"(\" is not a valid regular expression"},

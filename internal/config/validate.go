@@ -25,6 +25,9 @@ const ExampleToken = "change-me"
 func (c *Config) Validate() error {
 	v := &validator{}
 	v.hostPort("sip.listen", c.SIP.Listen)
+	if ap, err := netip.ParseAddrPort(c.SIP.Listen); err == nil && ap.Addr().IsUnspecified() {
+		v.addf("sip.listen %s must name one address of this host, such as 192.0.2.10:5060: the server gives it to phones in Via and Contact, where %s cannot be reached", c.SIP.Listen, ap.Addr())
+	}
 	if c.SIP.Domain == "" || strings.ContainsAny(c.SIP.Domain, " \t@:;") {
 		v.addf("sip.domain %q must be a host name such as switchboard.local", c.SIP.Domain)
 	}
