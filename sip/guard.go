@@ -361,14 +361,20 @@ func (g *guard) sweep() {
 
 // run sweeps until ctx ends.
 func (g *guard) run(ctx context.Context) error {
-	t := time.NewTicker(30 * time.Second)
+	return every(ctx, 30*time.Second, func(time.Time) { g.sweep() })
+}
+
+// every calls f with the time every period until ctx ends, and returns nil
+// then: the loop of the server's housekeeping goroutines.
+func every(ctx context.Context, period time.Duration, f func(now time.Time)) error {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
-			g.sweep()
+		case now := <-t.C:
+			f(now)
 		}
 	}
 }

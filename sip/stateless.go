@@ -112,16 +112,7 @@ func (c *answerCache) expire(now time.Time) {
 
 // expireAnswers runs answerCache.expire until ctx ends.
 func (s *Server) expireAnswers(ctx context.Context) error {
-	t := time.NewTicker(answerGeneration / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			s.regAnswers.expire(now)
-		}
-	}
+	return every(ctx, answerGeneration/2, s.regAnswers.expire)
 }
 
 // statelessRegister returns the function badRequestConn hands a parsed UDP

@@ -110,16 +110,7 @@ func (p *udpPeers) rotate() map[netip.AddrPort]struct{} {
 
 // sweepUDPPeers runs until ctx ends.
 func (s *Server) sweepUDPPeers(ctx context.Context) error {
-	t := time.NewTicker(udpPeerIdle)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			s.forgetUDPPeers(s.udpPeers.rotate())
-		}
-	}
+	return every(ctx, udpPeerIdle, func(time.Time) { s.forgetUDPPeers(s.udpPeers.rotate()) })
 }
 
 // forgetUDPPeers takes idle addresses out of sipgo's pool, keeping those a

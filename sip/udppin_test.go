@@ -51,23 +51,7 @@ func TestRequestsToUDPPhonesLeaveFromListener(t *testing.T) {
 // so the pool does not keep every address phones ever used.
 func TestUDPPinFollowsBindings(t *testing.T) {
 	e := newCallEnv(t, 0)
-	b := e.newPhone("1002", "pw-1002", phoneOpts{transport: "UDP"})
-	b.register()
-	pool := e.srv.ua.TransportLayer().Pool("udp")
-	listener := pool.Get(e.srv.boundAddr("udp"))
-	if listener == nil {
-		t.Fatal("the listening socket is not in sipgo's pool")
-	}
-	var src string
-	for _, bd := range e.srv.reg.current("1002") {
-		src = bd.Source
-	}
-	if src == "" {
-		t.Fatal("no binding for 1002")
-	}
-	if got := pool.Get(src); got != listener {
-		t.Fatalf("pool entry for %s is %v, want the listening socket", src, got)
-	}
+	pool, _, src := pinnedPhone(t, e)
 	if err := e.srv.RemoveUserBindings(context.Background(), "1002"); err != nil {
 		t.Fatal(err)
 	}
@@ -80,14 +64,7 @@ func TestUDPPinFollowsBindings(t *testing.T) {
 // a whole sweep period, except a registered phone's.
 func TestIdleUDPPeersForgotten(t *testing.T) {
 	e := newCallEnv(t, 0)
-	b := e.newPhone("1002", "pw-1002", phoneOpts{transport: "UDP"})
-	b.register()
-	pool := e.srv.ua.TransportLayer().Pool("udp")
-	listener := pool.Get(e.srv.boundAddr("udp"))
-	var phoneSrc string
-	for _, bd := range e.srv.reg.current("1002") {
-		phoneSrc = bd.Source
-	}
+	pool, listener, phoneSrc := pinnedPhone(t, e)
 	var probes []string
 	for i := range 20 {
 		p := newUDPPeer(t, e.udp)
@@ -118,4 +95,29 @@ func TestIdleUDPPeersForgotten(t *testing.T) {
 	if pool.Get(phoneSrc) != listener {
 		t.Fatalf("the registered phone's address %s was forgotten", phoneSrc)
 	}
+}
+
+// pinnedPhone registers 1002 over UDP and returns sipgo's UDP pool, the
+// listening socket's connection in it and the phone's source address,
+// which it checks is pinned to that socket.
+func pinnedPhone(t *testing.T, e *callEnv) (*sip.ConnectionPool, sip.Connection, string) {
+	t.Helper()
+	b := e.newPhone("1002", "pw-1002", phoneOpts{transport: "UDP"})
+	b.register()
+	pool := e.srv.ua.TransportLayer().Pool("udp")
+	listener := pool.Get(e.srv.boundAddr("udp"))
+	if listener == nil {
+		t.Fatal("the listening socket is not in sipgo's pool")
+	}
+	var src string
+	for _, bd := range e.srv.reg.current("1002") {
+		src = bd.Source
+	}
+	if src == "" {
+		t.Fatal("no binding for 1002")
+	}
+	if got := pool.Get(src); got != listener {
+		t.Fatalf("pool entry for %s is %v, want the listening socket", src, got)
+	}
+	return pool, listener, src
 }
