@@ -53,13 +53,13 @@ func (s *Server) udpPool(dest string) (*sip.ConnectionPool, string, sip.Connecti
 }
 
 // udpPoolKey is dest as the pool's keys are written (net.JoinHostPort of
-// the IP and port).
+// the IP and port; an IPv4 peer of an IPv6 socket in its IPv4 form).
 func udpPoolKey(dest string) (string, bool) {
 	ap, err := netip.ParseAddrPort(dest)
 	if err != nil {
 		return "", false
 	}
-	return ap.String(), true
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String(), true
 }
 
 // isUDP reports whether a binding's transport is UDP.
@@ -71,7 +71,9 @@ func isUDP(transport string) bool { return strings.EqualFold(transport, "udp") }
 // by one entry per source address it ever heard from. udpPeers notes when
 // each such address was last heard, and sweepUDPPeers forgets, every
 // udpPeerIdle, the addresses not heard since the previous sweep that no
-// binding, call or trunk needs, taking them out of sipgo's pool.
+// binding or call in progress needs, taking them out of sipgo's pool.
+// (Requests to a trunk's provider name their local address themselves,
+// fromListener.)
 const udpPeerIdle = 5 * time.Minute
 
 type udpPeers struct {

@@ -121,3 +121,18 @@ func pinnedPhone(t *testing.T, e *callEnv) (*sip.ConnectionPool, sip.Connection,
 	}
 	return pool, listener, src
 }
+
+func TestUDPPoolKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:5060":         "127.0.0.1:5060",
+		"[::ffff:10.0.0.7]:5062": "10.0.0.7:5062",
+		"[2001:db8::1]:5060":     "[2001:db8::1]:5060",
+	} {
+		if got, ok := udpPoolKey(in); !ok || got != want {
+			t.Errorf("udpPoolKey(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	if _, ok := udpPoolKey("phone.example.com:5060"); ok {
+		t.Error("a host name is not a pool key")
+	}
+}
